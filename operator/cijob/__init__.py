@@ -1,0 +1,1 @@
+"""cijob-operator: run GitLab-style CI jobs as Kubernetes pods."""

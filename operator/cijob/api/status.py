@@ -1,0 +1,75 @@
+"""The CiJob status: only what the operator observed of the job's pods."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from cijob.api.spec import Model
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Canceled"]
+
+
+class ImageStatus(Model):
+    """The image one container ran, with the digest the kubelet resolved."""
+
+    container: str = Field(description="Container name (`build` or a service's).")
+    image: str = Field(description="The image as the job named it.")
+    imageID: str | None = Field(default=None, description="The image digest the node ran.")
+
+
+class Condition(Model):
+    """A Kubernetes-style condition (`Ready`, `Succeeded`)."""
+
+    type: str = Field(description="Condition type.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str | None = Field(default=None, description="Machine-readable reason.")
+    message: str | None = Field(default=None, description="Human-readable detail.")
+    lastTransitionTime: str | None = Field(default=None, description="When status last changed.")
+    observedGeneration: int | None = Field(
+        default=None, description="The spec generation this condition was computed from."
+    )
+
+
+class AttemptStatus(Model):
+    """The outcome of one attempt (one pod)."""
+
+    attempt: int = Field(description="Attempt number, from 1.")
+    podName: str | None = Field(default=None, description="The attempt's pod.")
+    phase: Phase | None = Field(default=None, description="Phase the attempt ended in.")
+    reason: str | None = Field(default=None, description="Why it ended.")
+    message: str | None = Field(default=None, description="Human-readable detail.")
+    exitCode: int | None = Field(default=None, description="Exit code of the build script.")
+    startTime: str | None = Field(default=None, description="When the attempt's pod started.")
+    completionTime: str | None = Field(default=None, description="When the attempt ended.")
+
+
+class CiJobStatus(Model):
+    """Observed state of the job; written by the operator only."""
+
+    phase: Phase | None = Field(
+        default=None, description="Pending, Running, Succeeded, Failed or Canceled."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Machine-readable reason: ScriptFailure, ImagePullFailed, Timeout, "
+        "PodEvicted, PodDeleted, OOMKilled, NoShell, InvalidSpec, InvalidAuthConfig, "
+        "CredentialHelperFailed, PolicyViolation, Canceled.",
+    )
+    message: str | None = Field(default=None, description="Human-readable detail.")
+    exitCode: int | None = Field(default=None, description="Exit code of the build script.")
+    attempt: int | None = Field(default=None, description="Current attempt number, from 1.")
+    podName: str | None = Field(default=None, description="Pod of the current attempt.")
+    startTime: str | None = Field(default=None, description="When the first attempt started.")
+    completionTime: str | None = Field(default=None, description="When the job finished.")
+    images: list[ImageStatus] | None = Field(
+        default=None, description="Images the current attempt's containers ran, with digests."
+    )
+    attempts: list[AttemptStatus] | None = Field(
+        default=None, description="Earlier attempts, oldest first."
+    )
+    conditions: list[Condition] | None = Field(default=None, description="Conditions.")
+    observedGeneration: int | None = Field(
+        default=None, description="The spec generation the status reflects."
+    )
