@@ -77,11 +77,7 @@ def _union(node: Schema) -> Schema:
 
 
 def _clean(node: Schema) -> Schema:
-    return {
-        k: v
-        for k, v in node.items()
-        if k not in _DROPPED and k != "x-cijob-union"
-    }
+    return {k: v for k, v in node.items() if k not in _DROPPED and k != "x-cijob-union"}
 
 
 def _root_schema(model: type[CiJobSpec] | type[CiJobStatus]) -> Schema:
@@ -137,11 +133,19 @@ def crd() -> Schema:
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                         {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
                         {"name": "Exit", "type": "integer", "jsonPath": ".status.exitCode"},
-                        {"name": "Attempt", "type": "integer", "jsonPath": ".status.attempt",
-                         "priority": 1},
+                        {
+                            "name": "Attempt",
+                            "type": "integer",
+                            "jsonPath": ".status.attempt",
+                            "priority": 1,
+                        },
                         {"name": "Image", "type": "string", "jsonPath": ".status.images[0].image"},
-                        {"name": "Pod", "type": "string", "jsonPath": ".status.podName",
-                         "priority": 1},
+                        {
+                            "name": "Pod",
+                            "type": "string",
+                            "jsonPath": ".status.podName",
+                            "priority": 1,
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {"openAPIV3Schema": openapi_schema()},

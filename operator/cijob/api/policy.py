@@ -70,10 +70,7 @@ def _alias_ok(x: str) -> str:
 
 def _first_bad(check: str) -> str:
     """A message expression naming the first service entry that fails `check`."""
-    return (
-        f"object.spec.services.filter(s, !{check.replace('X', 's')})"
-        f".map(s, {_name_of('s')})[0]"
-    )
+    return f"object.spec.services.filter(s, !{check.replace('X', 's')}).map(s, {_name_of('s')})[0]"
 
 
 def _validation(expression: str, message: str, message_expression: str | None = None) -> Any:

@@ -66,7 +66,8 @@ class ServiceSpec(Model):
         json_schema_extra=rules.aliases(),
     )
     entrypoint: list[str] | None = Field(
-        default=None, description="Overrides the service image's ENTRYPOINT (the container command)."
+        default=None,
+        description="Overrides the service image's ENTRYPOINT (the container command).",
     )
     command: list[str] | None = Field(
         default=None, description="Overrides the service image's CMD (the container args)."

@@ -1,0 +1,199 @@
+"""What a job's pod says about the attempt: phase, reason, exit code, digests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cijob.render.pod import BUILD_CONTAINER
+
+Pod = Mapping[str, Any]
+
+# Waiting reasons the kubelet writes (pkg/kubelet/images and kuberuntime).
+PULL_WAITING = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "RegistryUnavailable"}
+CONFIG_WAITING = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+# DisruptionTarget reasons (k8s.io/api/core/v1): who took the pod away.
+EVICTION_REASONS = {
+    "EvictionByEvictionAPI",
+    "PreemptionByScheduler",
+    "DeletionByTaintManager",
+    "TerminationByKubelet",
+}
+START_FAILURES = {"StartError", "ContainerCannotRun"}
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The attempt as its pod shows it. `phase` is the attempt's, not the pod's."""
+
+    phase: str
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    images: list[dict[str, str]] = field(default_factory=list)
+    # Seconds until the observation may change with no new event (a grace period ending).
+    recheck_after: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _statuses(pod: Pod) -> list[Mapping[str, Any]]:
+    status = pod.get("status") or {}
+    return [*(status.get("containerStatuses") or []), *(status.get("initContainerStatuses") or [])]
+
+
+def _build_status(pod: Pod) -> Mapping[str, Any]:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == BUILD_CONTAINER:
+            return dict(cs)
+    return {}
+
+
+def images(pod: Pod) -> list[dict[str, str]]:
+    """(container, image as the job named it, imageID) of every container, build first."""
+    spec = pod.get("spec") or {}
+    ids = {cs.get("name"): cs.get("imageID") for cs in _statuses(pod)}
+    out = []
+    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        item = {"container": c["name"], "image": c["image"]}
+        if ids.get(c["name"]):
+            item["imageID"] = ids[c["name"]]
+        out.append(item)
+    return out
+
+
+def _condition(pod: Pod, type_: str) -> Mapping[str, Any] | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_ and c.get("status") == "True":
+            return dict(c)
+    return None
+
+
+def _terminated(pod: Pod, now: datetime) -> Observation | None:
+    """The outcome once the build container has terminated or the pod has failed."""
+    status = pod.get("status") or {}
+    build = _build_status(pod)
+    term = (build.get("state") or {}).get("terminated")
+    common: dict[str, Any] = {"start_time": status.get("startTime"), "images": images(pod)}
+    finished = (term or {}).get("finishedAt") or now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    disruption = _condition(pod, "DisruptionTarget")
+    if status.get("phase") == "Failed" and status.get("reason") == "DeadlineExceeded":
+        return Observation(
+            "Failed",
+            "Timeout",
+            status.get("message") or "the job timed out",
+            completion_time=finished,
+            **common,
+        )
+    if disruption is not None or status.get("reason") == "Evicted":
+        why = (disruption or {}).get("reason")
+        reason = "PodDeleted" if why == "DeletionByPodGC" else "PodEvicted"
+        message = status.get("message") or (disruption or {}).get("message") or "pod evicted"
+        return Observation("Failed", reason, message, completion_time=finished, **common)
+    if term is None:
+        if status.get("phase") == "Failed":
+            message = status.get("message") or "the pod failed before the build container ran"
+            return Observation("Failed", "PodEvicted", message, completion_time=finished, **common)
+        return None
+    code = term.get("exitCode")
+    if term.get("reason") == "OOMKilled":
+        # An OOM kill fails the job even when the process reported 0, as Tekton decides.
+        return Observation(
+            "Failed",
+            "OOMKilled",
+            "the build container ran out of memory",
+            exit_code=code,
+            completion_time=finished,
+            **common,
+        )
+    if term.get("reason") in START_FAILURES:
+        message = term.get("message") or ""
+        if "executable file not found" in message and ('"sh"' in message or "bash" in message):
+            return Observation(
+                "Failed",
+                "NoShell",
+                "the image has no sh or bash to run the script: " + message,
+                exit_code=code,
+                completion_time=finished,
+                **common,
+            )
+        return Observation(
+            "Failed",
+            "ScriptFailure",
+            f"the build container could not start: {message}",
+            exit_code=code,
+            completion_time=finished,
+            **common,
+        )
+    if code == 0:
+        return Observation(
+            "Succeeded", None, "script succeeded", exit_code=0, completion_time=finished, **common
+        )
+    return Observation(
+        "Failed",
+        "ScriptFailure",
+        f"script exited with code {code}",
+        exit_code=code,
+        completion_time=finished,
+        **common,
+    )
+
+
+def _waiting(pod: Pod, now: datetime, grace: float) -> Observation | None:
+    """A pod stuck before its containers run: bad image names fail at once, pull and config
+    errors after `grace` seconds (the kubelet keeps retrying, and a registry may recover)."""
+    status = pod.get("status") or {}
+    common: dict[str, Any] = {"start_time": status.get("startTime"), "images": images(pod)}
+    since = parse_time(status.get("startTime") or pod["metadata"].get("creationTimestamp"))
+    waited = (now - since).total_seconds() if since else 0.0
+    for cs in _statuses(pod):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        detail = f"{cs.get('name')}: {reason}: {waiting.get('message') or cs.get('image')}"
+        if reason == "InvalidImageName":
+            return Observation("Failed", "ImagePullFailed", detail, **common)
+        if reason in PULL_WAITING | CONFIG_WAITING:
+            outcome = "ImagePullFailed" if reason in PULL_WAITING else "InvalidSpec"
+            if waited >= grace:
+                return Observation("Failed", outcome, detail, **common)
+            return Observation("Pending", reason, detail, recheck_after=grace - waited, **common)
+    return None
+
+
+def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation:
+    """The attempt's state from its pod, the way the kubelet reported it."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp") and status.get("phase") not in (
+        "Succeeded",
+        "Failed",
+    ):
+        return Observation(
+            "Failed",
+            "PodDeleted",
+            "the pod was deleted before the job finished",
+            start_time=status.get("startTime"),
+            images=images(pod),
+        )
+    done = _terminated(pod, now)
+    if done is not None:
+        return done
+    stuck = _waiting(pod, now, image_pull_grace)
+    if stuck is not None:
+        return stuck
+    if status.get("phase") == "Running":
+        return Observation(
+            "Running", None, None, start_time=status.get("startTime"), images=images(pod)
+        )
+    return Observation(
+        "Pending", None, None, start_time=status.get("startTime"), images=images(pod)
+    )

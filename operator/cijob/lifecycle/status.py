@@ -1,0 +1,126 @@
+"""CiJob status documents built from observations, and the rule for when to write one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cijob.lifecycle.observe import Observation
+
+Status = dict[str, Any]
+TERMINAL = ("Succeeded", "Failed", "Canceled")
+# Fields of the status that change only when the job really moved on; the condition's
+# lastTransitionTime follows them, so it is not compared on its own.
+_COMPARED = (
+    "phase",
+    "reason",
+    "message",
+    "exitCode",
+    "attempt",
+    "podName",
+    "images",
+    "attempts",
+    "completionTime",
+    "observedGeneration",
+)
+
+
+def timestamp(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_terminal(status: Mapping[str, Any]) -> bool:
+    return status.get("phase") in TERMINAL
+
+
+def _condition(
+    phase: str, reason: str | None, message: str | None, generation: int, now: datetime
+) -> dict[str, Any]:
+    # One `Succeeded` condition, as Tekton and Knative report runs: Unknown while it runs.
+    value = {"Succeeded": "True", "Failed": "False", "Canceled": "False"}.get(phase, "Unknown")
+    return {
+        "type": "Succeeded",
+        "status": value,
+        "reason": reason or phase,
+        "message": message or phase,
+        "lastTransitionTime": timestamp(now),
+        "observedGeneration": generation,
+    }
+
+
+def build(
+    old: Mapping[str, Any],
+    *,
+    phase: str,
+    generation: int,
+    now: datetime,
+    reason: str | None = None,
+    message: str | None = None,
+    exit_code: int | None = None,
+    attempt: int | None = None,
+    pod_name: str | None = None,
+    images: list[dict[str, str]] | None = None,
+    start_time: str | None = None,
+    completion_time: str | None = None,
+    attempts: list[dict[str, Any]] | None = None,
+) -> Status:
+    """A whole new status; `None` values are written as null so merge patches clear them."""
+    status: Status = {
+        "phase": phase,
+        "reason": reason,
+        "message": message,
+        "exitCode": exit_code,
+        "attempt": attempt if attempt is not None else old.get("attempt"),
+        "podName": pod_name if pod_name is not None else old.get("podName"),
+        "images": images if images is not None else old.get("images"),
+        "startTime": old.get("startTime") or start_time or timestamp(now),
+        "completionTime": completion_time
+        if completion_time or phase not in TERMINAL
+        else timestamp(now),
+        "attempts": attempts if attempts is not None else old.get("attempts"),
+        "observedGeneration": generation,
+    }
+    if phase not in TERMINAL:
+        status["completionTime"] = None
+    status["conditions"] = [_condition(phase, reason, message, generation, now)]
+    return status
+
+
+def from_observation(
+    old: Mapping[str, Any], obs: Observation, generation: int, now: datetime
+) -> Status:
+    """The status an attempt's observation gives, keeping the attempt bookkeeping."""
+    phase = obs.phase
+    return build(
+        old,
+        phase=phase,
+        generation=generation,
+        now=now,
+        reason=obs.reason,
+        message=obs.message,
+        exit_code=obs.exit_code,
+        images=obs.images or None,
+        start_time=obs.start_time,
+        completion_time=obs.completion_time,
+    )
+
+
+def attempt_record(old: Mapping[str, Any], obs: Observation) -> dict[str, Any]:
+    """What an ended attempt leaves in `status.attempts`."""
+    record = {
+        "attempt": old.get("attempt"),
+        "podName": old.get("podName"),
+        "phase": obs.phase,
+        "reason": obs.reason,
+        "message": obs.message,
+        "exitCode": obs.exit_code,
+        "startTime": obs.start_time,
+        "completionTime": obs.completion_time,
+    }
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether `new` says anything `old` does not: one write per real transition."""
+    return any(old.get(k) != new.get(k) for k in _COMPARED)

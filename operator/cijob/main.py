@@ -1,0 +1,155 @@
+"""`cijob-operator`: runs the operator against the current kubeconfig or in-cluster account."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+import kopf
+from kubernetes.aio import client, config
+from kubernetes.aio.leaderelection import electionconfig, leaderelection
+from kubernetes.aio.leaderelection.resourcelock.leaselock import LeaseLock
+
+from cijob.config import OperatorConfig, load_config
+from cijob.handlers import post_event, register
+from cijob.kube import Kube
+from cijob.reconcile import Reconciler
+
+log = logging.getLogger("cijob")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="cijob-operator", description=__doc__)
+    p.add_argument("--config", help="configuration file (YAML); else $CIJOB_CONFIG_FILE")
+    p.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="namespace to watch (repeat for several); all namespaces when none is given",
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file; else $KUBECONFIG or in-cluster")
+    p.add_argument("--health-port", type=int, default=8080, help="port of GET /healthz")
+    p.add_argument("--health-host", default="0.0.0.0", help="address of the health endpoint")
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run only while holding the Lease, so more replicas are hot standbys",
+    )
+    p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
+    p.add_argument("--lease-name", default="cijob-operator")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    return p.parse_args(argv)
+
+
+async def _api_client(kubeconfig: str | None) -> client.ApiClient:
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        await config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, client_configuration=cfg
+        )
+    else:
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    # One connection per concurrent request: the default pool of 4 serialises busy bursts.
+    cfg.connection_pool_maxsize = 64
+    return client.ApiClient(cfg)
+
+
+def _login_from(api_client: client.ApiClient) -> kopf.ConnectionInfo:
+    """kopf's connection from the same kubeconfig, so both clients act as one identity."""
+    cfg = api_client.configuration
+    token = (cfg.api_key or {}).get("BearerToken") or (cfg.api_key or {}).get("authorization")
+    if token and token.startswith("Bearer "):
+        token = token[len("Bearer ") :]
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        token=token,
+        default_namespace=None,
+    )
+
+
+async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None:
+    api_client = await _api_client(args.kubeconfig)
+    namespaces = args.namespace or operator_config.namespaces
+    reconciler = Reconciler(
+        Kube(api_client),
+        operator_config,
+        post_event if operator_config.events else (lambda *_: None),
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, reconciler)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: object) -> kopf.ConnectionInfo:
+        return _login_from(api_client)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: object) -> None:
+        settings.scanning.disabled = True  # no CRD or namespace scans: no RBAC for them
+        settings.posting.level = logging.WARNING  # only our own events reach the API
+        settings.watching.server_timeout = 300
+
+    operator = kopf.operator(
+        registry=registry,
+        standalone=True,
+        namespaces=namespaces,
+        clusterwide=not namespaces,
+        liveness_endpoint=f"http://{args.health_host}:{args.health_port}/healthz",
+    )
+    try:
+        if not args.leader_elect:
+            await operator
+            return
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        lock = LeaseLock(args.lease_name, args.lease_namespace, identity, api_client)
+        stopped = asyncio.Event()
+
+        async def lost() -> None:
+            log.error("lost the leader lease %s; stopping", args.lease_name)
+            stopped.set()
+
+        election = electionconfig.Config(
+            lock,
+            lease_duration=15,
+            renew_deadline=10,
+            retry_period=2,
+            onstarted_leading=operator,
+            onstopped_leading=lost,
+        )
+        log.info(
+            "waiting for the leader lease %s/%s as %s",
+            args.lease_namespace,
+            args.lease_name,
+            identity,
+        )
+        await leaderelection.LeaderElection(election).run()
+        await stopped.wait()
+        sys.exit(1)  # a new process starts clean as a follower
+    finally:
+        with contextlib.suppress(Exception):
+            await api_client.close()  # type: ignore[no-untyped-call]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    operator_config = load_config(args.config)
+    asyncio.run(run(args, operator_config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Deterministic names and labels of a job's objects."""
+
+from __future__ import annotations
+
+JOB_LABEL = "cijob.dev/job"
+ATTEMPT_LABEL = "cijob.dev/attempt"
+GENERATION_ANNOTATION = "cijob.dev/generation"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "cijob-operator"}
+
+
+def pod_name(job_name: str, attempt: int) -> str:
+    """`<job>-<attempt>`: the same every time, so a second create of an attempt is refused."""
+    return f"{job_name}-{attempt}"
+
+
+def pod_labels(job_name: str, attempt: int) -> dict[str, str]:
+    return {JOB_LABEL: job_name, ATTEMPT_LABEL: str(attempt), **MANAGED_BY}
+
+
+def attempt_of(pod_name_: str, job_name: str) -> int | None:
+    prefix = job_name + "-"
+    rest = pod_name_[len(prefix) :] if pod_name_.startswith(prefix) else ""
+    return int(rest) if rest.isdigit() else None

@@ -1,0 +1,255 @@
+"""The one pure function that turns a CiJob attempt into its Pod."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cijob.api.spec import ImageSpec, PullPolicy, ServiceSpec
+from cijob.config import OperatorConfig
+from cijob.durations import parse_duration
+from cijob.errors import InvalidSpec, PolicyViolation
+from cijob.images import InvalidImageReference, derived_hostnames, is_dns1123_label, parse_image
+from cijob.job import Job
+from cijob.render import names, script
+
+BUILDS_DIR = "/builds"
+BUILD_CONTAINER = "build"
+DOCKER_AUTH_CONFIG = "DOCKER_AUTH_CONFIG"
+
+_PULL_POLICY = {
+    "always": "Always",
+    "if-not-present": "IfNotPresent",
+    "never": "Never",
+    "Always": "Always",
+    "IfNotPresent": "IfNotPresent",
+    "Never": "Never",
+}
+_SHELLS_WITH_C = re.compile(r"^(/usr/local/bin/|/usr/bin/|/bin/)?(sh|bash|ash|dash|zsh)$")
+
+Manifest = dict[str, Any]
+
+
+def entrypoint_command(
+    entrypoint: Sequence[str] | None,
+) -> tuple[list[str] | None, list[str] | None]:
+    """(command, args) of the build container, as Docker combines ENTRYPOINT and CMD."""
+    if entrypoint is None:
+        return None, script.shell_launcher()
+    if len(entrypoint) == 0 or list(entrypoint) == [""]:
+        return script.shell_launcher(), None
+    if len(entrypoint) >= 2 and entrypoint[-1] == "-c" and _SHELLS_WITH_C.match(entrypoint[0]):
+        return list(entrypoint), [script.LAUNCHER]
+    return list(entrypoint), script.shell_launcher()
+
+
+def _image_of(job: Job, config: OperatorConfig) -> ImageSpec:
+    image = job.spec.image if job.spec.image is not None else config.defaults.image
+    if image is None:
+        raise InvalidSpec("spec.image: the job names no image and the operator has no default")
+    return ImageSpec(name=image) if isinstance(image, str) else image
+
+
+def _services_of(job: Job, config: OperatorConfig) -> list[ServiceSpec]:
+    # Services from the operator's configuration are added to every job, as GitLab Runner
+    # adds `[runners.docker] services`; they come first so their container names are stable.
+    raw = [*config.defaults.services, *(job.spec.services or [])]
+    return [ServiceSpec(name=s) if isinstance(s, str) else s for s in raw]
+
+
+def _check_image(field: str, ref: str, config: OperatorConfig) -> None:
+    try:
+        parsed = parse_image(ref)
+    except InvalidImageReference as exc:
+        raise InvalidSpec(f"{field}: {exc}") from None
+    if config.requireDigest and not parsed.digest:
+        raise PolicyViolation(f"{field}: {ref!r} is not pinned by digest (requireDigest is on)")
+
+
+def _pull_policy(field: str, policy: PullPolicy | None, config: OperatorConfig) -> str | None:
+    allowed = config.allowedPullPolicies
+    if policy is None:
+        # Without a policy of its own a job gets the first the operator allows, so it never
+        # falls back on the cluster's default when that default is not allowed.
+        return allowed[0] if allowed else None
+    k8s = _PULL_POLICY[policy]
+    if allowed is not None and k8s not in allowed:
+        raise PolicyViolation(
+            f"{field}: pull policy {policy} is not allowed (allowed: {', '.join(allowed)})"
+        )
+    return k8s
+
+
+def aliases_of(service: ServiceSpec) -> list[str]:
+    """The alias field may hold several names separated by commas or spaces."""
+    return [a for a in re.split(r"[,\s]+", service.alias or "") if a]
+
+
+def _variables(job: Job) -> dict[str, str]:
+    # DOCKER_AUTH_CONFIG holds credentials: it becomes the pull Secret, never the pod's env.
+    return {k: v for k, v in (job.spec.variables or {}).items() if k != DOCKER_AUTH_CONFIG}
+
+
+def project_dir(job: Job) -> str:
+    return f"{BUILDS_DIR}/{job.spec.project or f'{job.namespace}/{job.name}'}"
+
+
+def _env(values: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def _env_from(job: Job) -> list[dict[str, Any]]:
+    out = []
+    for source in job.spec.variablesFrom or []:
+        item: dict[str, Any] = {}
+        if source.secretRef is not None:
+            item["secretRef"] = source.secretRef.model_dump(exclude_none=True)
+        if source.configMapRef is not None:
+            item["configMapRef"] = source.configMapRef.model_dump(exclude_none=True)
+        if source.prefix:
+            item["prefix"] = source.prefix
+        out.append(item)
+    return out
+
+
+def _service_containers(
+    services: list[ServiceSpec],
+    job_env: dict[str, str],
+    env_from: list[dict[str, Any]],
+    config: OperatorConfig,
+) -> list[Manifest]:
+    containers = []
+    used = {BUILD_CONTAINER}
+    for i, svc in enumerate(services):
+        field = f"spec.services[{i}]"
+        _check_image(f"{field}.name", svc.name, config)
+        name = next((a for a in aliases_of(svc) if is_dns1123_label(a) and a not in used), None)
+        name = name or f"svc-{i}"
+        used.add(name)
+        c: Manifest = {
+            "name": name,
+            "image": svc.name,
+            # restartPolicy Always makes it a native sidecar: started before the build,
+            # stopped by the kubelet once the build container has exited.
+            "restartPolicy": "Always",
+            "env": _env({**job_env, **(svc.variables or {})}),
+        }
+        if env_from:
+            c["envFrom"] = env_from
+        if svc.entrypoint is not None:
+            c["command"] = list(svc.entrypoint)
+        if svc.command is not None:
+            c["args"] = list(svc.command)
+        policy = _pull_policy(f"{field}.pullPolicy", svc.pullPolicy, config)
+        if policy:
+            c["imagePullPolicy"] = policy
+        containers.append(c)
+    return containers
+
+
+def _host_aliases(services: list[ServiceSpec]) -> list[Manifest]:
+    hostnames: list[str] = []
+    for svc in services:
+        for host in [*aliases_of(svc), *derived_hostnames(svc.name)]:
+            if host not in hostnames:
+                hostnames.append(host)
+    return [{"ip": "127.0.0.1", "hostnames": hostnames}] if hostnames else []
+
+
+def get_pod(
+    job: Job, attempt: int, config: OperatorConfig, pull_secret: str | None = None
+) -> Manifest:
+    """The Pod of `job`'s attempt `attempt` (from 1), exactly as SPEC.md section 4 says.
+
+    Raises InvalidSpec or PolicyViolation for what the API server could not check.
+    """
+    spec = job.spec
+    image = _image_of(job, config)
+    _check_image("spec.image", image.name, config)
+    services = _services_of(job, config)
+    timeout_text = spec.timeout or config.defaults.timeout
+    try:
+        timeout = parse_duration(timeout_text)
+    except ValueError as exc:
+        raise InvalidSpec(f"spec.timeout: {exc}") from None
+
+    workdir = project_dir(job)
+    ci_env = {
+        "CI": "true",
+        "CI_BUILDS_DIR": BUILDS_DIR,
+        "CI_PROJECT_DIR": workdir,
+        "CI_JOB_NAME": job.name,
+        "CI_JOB_IMAGE": image.name,
+    }
+    job_env = {**_variables(job), **ci_env}
+    env_from = _env_from(job)
+    build_env = {
+        **job_env,
+        script.SCRIPT_ENV: script.build_script(spec.beforeScript or [], spec.script),
+        script.AFTER_SCRIPT_ENV: script.after_script(spec.afterScript or []),
+        script.AFTER_SCRIPT_TIMEOUT_ENV: str(config.afterScriptTimeoutSeconds),
+    }
+    command, args = entrypoint_command(image.entrypoint)
+    build: Manifest = {
+        "name": BUILD_CONTAINER,
+        "image": image.name,
+        "workingDir": workdir,
+        "env": _env(build_env),
+        "volumeMounts": [{"name": "builds", "mountPath": BUILDS_DIR}],
+    }
+    if command is not None:
+        build["command"] = command
+    if args is not None:
+        build["args"] = args
+    if env_from:
+        build["envFrom"] = env_from
+    policy = _pull_policy("spec.image.pullPolicy", image.pullPolicy, config)
+    if policy:
+        build["imagePullPolicy"] = policy
+    if spec.resources is not None:
+        build["resources"] = spec.resources.model_dump(exclude_none=True)
+
+    pod_spec: Manifest = {
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": timeout,
+        # Service links would add an env var per Service of the namespace to every job.
+        "enableServiceLinks": False,
+        "containers": [build],
+        "volumes": [{"name": "builds", "emptyDir": {}}],
+    }
+    sidecars = _service_containers(services, job_env, env_from, config)
+    if sidecars:
+        pod_spec["initContainers"] = sidecars
+        pod_spec["hostAliases"] = _host_aliases(services)
+    pull_secrets = [s.name for s in spec.imagePullSecrets or []]
+    if pull_secret and pull_secret not in pull_secrets:
+        pull_secrets.append(pull_secret)
+    if pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in pull_secrets]
+    if spec.nodeSelector:
+        pod_spec["nodeSelector"] = dict(spec.nodeSelector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in spec.tolerations]
+    if spec.serviceAccountName:
+        pod_spec["serviceAccountName"] = spec.serviceAccountName
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": names.pod_name(job.name, attempt),
+            "namespace": job.namespace,
+            "labels": names.pod_labels(job.name, attempt),
+            "annotations": {names.GENERATION_ANNOTATION: str(job.generation)},
+            "ownerReferences": [job.owner_reference()],
+        },
+        "spec": pod_spec,
+    }
+
+
+def images_of(job: Job, config: OperatorConfig) -> list[tuple[str, str]]:
+    """(container, image) of every container the job's pod runs, build first."""
+    pod = get_pod(job, 1, config)
+    containers = [*pod["spec"]["containers"], *pod["spec"].get("initContainers", [])]
+    return [(c["name"], c["image"]) for c in containers]
