@@ -243,7 +243,7 @@ class Reconciler:
         found = sources.find_docker_auth_config(env, self.operator_env, sources.read_home_config())
         if found is None:
             return None
-        config = authconfig.parse_auth_config(found.text)
+        config = authconfig.parse_auth_config(found.text, source_name=found.description)
         registries = matching.registries_of(img for _, img in images_of(job, self.config))
         timeout = self.config.credentialHelperTimeoutSeconds
 
