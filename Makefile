@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CLUSTER := .cluster
-export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tests
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tests:$(CURDIR)
 
 .PHONY: venv testground cluster-up cluster-down test unit lint crds demo bench clean
 
@@ -40,6 +40,15 @@ unit: venv
 # Every test: lint, unit tests and the integration tests against the real control plane.
 test: venv testground lint
 	$(BIN)/pytest -q
+
+# Starts the embedded control plane, runs the operator and the seed's examples, shows progress.
+# DEMO_ARGS=--use-current-context uses the cluster of $KUBECONFIG instead.
+demo: venv testground
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+# The benchmark of bench/ against the test ground (see bench/README.md).
+bench: venv testground
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: cluster-down
 	rm -rf $(VENV) $(CLUSTER)
