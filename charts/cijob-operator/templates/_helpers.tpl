@@ -1,0 +1,111 @@
+{{/* Names, labels and the operator configuration shared by the templates. */}}
+
+{{- define "cijob-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name: <release>-<chart>, or the release name when it already holds the chart's. */}}
+{{- define "cijob-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cijob-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cijob-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cijob-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cijob-operator.labels" -}}
+helm.sh/chart: {{ include "cijob-operator.chart" . }}
+{{ include "cijob-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "cijob-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cijob-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Lease that elects the active replica; named after the release so that two releases
+in one namespace never share it. */}}
+{{- define "cijob-operator.leaseName" -}}
+{{- include "cijob-operator.fullname" . }}
+{{- end }}
+
+{{- define "cijob-operator.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's configuration file: the keys of cijob.config.OperatorConfig. */}}
+{{- define "cijob-operator.config" -}}
+{{- $defaults := dict "services" .Values.defaults.services "timeout" .Values.defaults.timeout }}
+{{- with .Values.defaults.image }}
+{{- $_ := set $defaults "image" . }}
+{{- end }}
+{{- $config := dict
+  "defaults" $defaults
+  "requireDigest" .Values.requireDigest
+  "namespaces" .Values.watchNamespaces
+  "imagePullGraceSeconds" .Values.imagePullGraceSeconds
+  "afterScriptTimeoutSeconds" .Values.afterScriptTimeoutSeconds
+  "credentialHelperTimeoutSeconds" .Values.credentialHelperTimeoutSeconds
+  "events" .Values.events
+}}
+{{- with .Values.allowedPullPolicies }}
+{{- $_ := set $config "allowedPullPolicies" . }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* The operator's permissions in a watched namespace (or in all of them). */}}
+{{- define "cijob-operator.rules" -}}
+# CiJobs: watched; patched for kopf's finalizer and progress annotations; deleted after
+# ttlSecondsAfterFinished.
+- apiGroups: [cijob.dev]
+  resources: [cijobs]
+  verbs: [get, list, watch, patch, delete]
+- apiGroups: [cijob.dev]
+  resources: [cijobs/status]
+  verbs: [get, patch, update]
+# One pod per attempt: created, watched, deleted on cancel and retry.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, delete]
+# get: Secrets named by a job's variablesFrom; create, patch: the job's generated pull Secret.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create, patch]
+# ConfigMaps named by a job's variablesFrom.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+# Events on CiJobs (kopf posts core/v1 Events).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
