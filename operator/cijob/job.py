@@ -41,15 +41,29 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+# pydantic tries each member of a union and names the member in the error path
+_UNION_MEMBERS = frozenset({"str", "int", "float", "ImageSpec", "ServiceSpec"})
+
+
+def _most_specific(errors: list[Any]) -> Any:
+    """For a map given where a string or a map is allowed, the error inside the map."""
+    for error in errors:
+        loc = error["loc"]
+        # an error on the member itself says only that the input was not a map
+        inside = any(p in {"ImageSpec", "ServiceSpec"} for p in loc[:-1])
+        if inside:
+            return error
+    return errors[0]
+
+
 def parse_spec(spec: Mapping[str, Any]) -> CiJobSpec:
     """Validates a spec the API server let through; InvalidSpec names the first bad field."""
     try:
         return CiJobSpec.model_validate(dict(spec))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        # pydantic tries each member of a union: drop the member names it adds to the path
-        loc = tuple(p for p in first["loc"] if p not in {"str", "ImageSpec", "ServiceSpec"})
-        raise InvalidSpec(f"{_location(loc)}: {first['msg']}") from None
+        error = _most_specific(exc.errors())
+        loc = tuple(p for p in error["loc"] if p not in _UNION_MEMBERS)
+        raise InvalidSpec(f"{_location(loc)}: {error['msg']}") from None
 
 
 def job_from_body(body: Mapping[str, Any]) -> Job:

@@ -79,6 +79,12 @@ def _condition(pod: Pod, type_: str) -> Mapping[str, Any] | None:
     return None
 
 
+def _no_shell(message: str) -> bool:
+    """runc's words when the launcher's shell is not in the image."""
+    missing = "executable file not found" in message or "no such file or directory" in message
+    return missing and any(s in message for s in ('"sh"', "/bin/sh", "bash"))
+
+
 def _terminated(pod: Pod, now: datetime) -> Observation | None:
     """The outcome once the build container has terminated or the pod has failed."""
     status = pod.get("status") or {}
@@ -118,7 +124,7 @@ def _terminated(pod: Pod, now: datetime) -> Observation | None:
         )
     if term.get("reason") in START_FAILURES:
         message = term.get("message") or ""
-        if "executable file not found" in message and ('"sh"' in message or "bash" in message):
+        if _no_shell(message):
             return Observation(
                 "Failed",
                 "NoShell",
@@ -173,9 +179,12 @@ def _waiting(pod: Pod, now: datetime, grace: float) -> Observation | None:
 def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation:
     """The attempt's state from its pod, the way the kubelet reported it."""
     status = pod.get("status") or {}
-    if pod["metadata"].get("deletionTimestamp") and status.get("phase") not in (
-        "Succeeded",
-        "Failed",
+    disrupted = _condition(pod, "DisruptionTarget") is not None
+    # an eviction sets DisruptionTarget and then deletes: the condition says why it went
+    if (
+        pod["metadata"].get("deletionTimestamp")
+        and not disrupted
+        and status.get("phase") not in ("Succeeded", "Failed")
     ):
         return Observation(
             "Failed",

@@ -83,7 +83,12 @@ def build(
     }
     if phase not in TERMINAL:
         status["completionTime"] = None
-    status["conditions"] = [_condition(phase, reason, message, generation, now)]
+    condition = _condition(phase, reason, message, generation, now)
+    before = next((c for c in old.get("conditions") or [] if c.get("type") == "Succeeded"), None)
+    if before and before.get("status") == condition["status"] and before.get("lastTransitionTime"):
+        # the time the condition last changed status, as metav1.Condition defines it
+        condition["lastTransitionTime"] = before["lastTransitionTime"]
+    status["conditions"] = [condition]
     return status
 
 

@@ -51,11 +51,15 @@ def _image_of(job: Job, config: OperatorConfig) -> ImageSpec:
     return ImageSpec(name=image) if isinstance(image, str) else image
 
 
-def _services_of(job: Job, config: OperatorConfig) -> list[ServiceSpec]:
+def _services_of(job: Job, config: OperatorConfig) -> list[tuple[str, ServiceSpec]]:
+    """(field, service): the field names where an error should point the user."""
     # Services from the operator's configuration are added to every job, as GitLab Runner
     # adds `[runners.docker] services`; they come first so their container names are stable.
-    raw = [*config.defaults.services, *(job.spec.services or [])]
-    return [ServiceSpec(name=s) if isinstance(s, str) else s for s in raw]
+    defaults = [
+        (f"config defaults.services[{i}]", s) for i, s in enumerate(config.defaults.services)
+    ]
+    own = [(f"spec.services[{i}]", s) for i, s in enumerate(job.spec.services or [])]
+    return [(f, ServiceSpec(name=s) if isinstance(s, str) else s) for f, s in [*defaults, *own]]
 
 
 def _check_image(field: str, ref: str, config: OperatorConfig) -> None:
@@ -86,9 +90,9 @@ def aliases_of(service: ServiceSpec) -> list[str]:
     return [a for a in re.split(r"[,\s]+", service.alias or "") if a]
 
 
-def _variables(job: Job) -> dict[str, str]:
+def _without_credentials(variables: Mapping[str, str] | None) -> dict[str, str]:
     # DOCKER_AUTH_CONFIG holds credentials: it becomes the pull Secret, never the pod's env.
-    return {k: v for k, v in (job.spec.variables or {}).items() if k != DOCKER_AUTH_CONFIG}
+    return {k: v for k, v in (variables or {}).items() if k != DOCKER_AUTH_CONFIG}
 
 
 def project_dir(job: Job) -> str:
@@ -114,18 +118,22 @@ def _env_from(job: Job) -> list[dict[str, Any]]:
 
 
 def _service_containers(
-    services: list[ServiceSpec],
+    services: list[tuple[str, ServiceSpec]],
     job_env: dict[str, str],
     env_from: list[dict[str, Any]],
     config: OperatorConfig,
 ) -> list[Manifest]:
     containers = []
     used = {BUILD_CONTAINER}
-    for i, svc in enumerate(services):
-        field = f"spec.services[{i}]"
+    for i, (field, svc) in enumerate(services):
         _check_image(f"{field}.name", svc.name, config)
         name = next((a for a in aliases_of(svc) if is_dns1123_label(a) and a not in used), None)
-        name = name or f"svc-{i}"
+        if name is None:
+            # an earlier alias may itself be `svc-N`: count on until the fallback is free
+            n = i
+            while f"svc-{n}" in used:
+                n += 1
+            name = f"svc-{n}"
         used.add(name)
         c: Manifest = {
             "name": name,
@@ -133,7 +141,7 @@ def _service_containers(
             # restartPolicy Always makes it a native sidecar: started before the build,
             # stopped by the kubelet once the build container has exited.
             "restartPolicy": "Always",
-            "env": _env({**job_env, **(svc.variables or {})}),
+            "env": _env({**job_env, **_without_credentials(svc.variables)}),
         }
         if env_from:
             c["envFrom"] = env_from
@@ -148,9 +156,9 @@ def _service_containers(
     return containers
 
 
-def _host_aliases(services: list[ServiceSpec]) -> list[Manifest]:
+def _host_aliases(services: list[tuple[str, ServiceSpec]]) -> list[Manifest]:
     hostnames: list[str] = []
-    for svc in services:
+    for _, svc in services:
         for host in [*aliases_of(svc), *derived_hostnames(svc.name)]:
             if host not in hostnames:
                 hostnames.append(host)
@@ -173,6 +181,9 @@ def get_pod(
         timeout = parse_duration(timeout_text)
     except ValueError as exc:
         raise InvalidSpec(f"spec.timeout: {exc}") from None
+    if timeout < 1:
+        # activeDeadlineSeconds must be positive: the API server would refuse the pod
+        raise InvalidSpec(f"spec.timeout: {timeout_text!r} is shorter than one second")
 
     workdir = project_dir(job)
     ci_env = {
@@ -182,7 +193,7 @@ def get_pod(
         "CI_JOB_NAME": job.name,
         "CI_JOB_IMAGE": image.name,
     }
-    job_env = {**_variables(job), **ci_env}
+    job_env = {**_without_credentials(job.spec.variables), **ci_env}
     env_from = _env_from(job)
     build_env = {
         **job_env,

@@ -23,8 +23,9 @@ cijob_rc=$?
 if [ -n "${AFTER_SCRIPT_ENV}" ]; then
   "$CIJOB_SHELL" -c "${AFTER_SCRIPT_ENV}" &
   cijob_after=$!
-  (sleep "${AFTER_SCRIPT_TIMEOUT_ENV}" && kill -TERM "$cijob_after" 2>/dev/null &&
-    echo "after_script timed out after ${AFTER_SCRIPT_TIMEOUT_ENV} s") &
+  (sleep "${AFTER_SCRIPT_TIMEOUT_ENV}" && kill -0 "$cijob_after" 2>/dev/null &&
+    echo "after_script timed out after ${AFTER_SCRIPT_TIMEOUT_ENV} s" &&
+    kill -TERM "$cijob_after" 2>/dev/null) &
   cijob_watchdog=$!
   wait "$cijob_after" || echo "after_script failed with exit code $? (ignored)"
   kill "$cijob_watchdog" 2>/dev/null

@@ -1,0 +1,105 @@
+"""GitLab's `retry:`: which failed attempts get another one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cijob.api.spec import RetrySpec
+from cijob.lifecycle.retry import RETRYABLE, should_retry
+
+RETRYABLE_REASONS = [
+    "ScriptFailure",
+    "ImagePullFailed",
+    "Timeout",
+    "PodEvicted",
+    "PodDeleted",
+    "OOMKilled",
+]
+NOT_RETRYABLE = [
+    "NoShell",
+    "InvalidSpec",
+    "InvalidAuthConfig",
+    "CredentialHelperFailed",
+    "PolicyViolation",
+    "Canceled",
+]
+
+
+def retry(**fields: Any) -> RetrySpec:
+    return RetrySpec.model_validate(fields)
+
+
+def test_the_retryable_set_is_section_6() -> None:
+    assert set(RETRYABLE_REASONS) == RETRYABLE
+
+
+def test_no_retry_spec_never_retries() -> None:
+    for reason in RETRYABLE_REASONS:
+        assert not should_retry(reason, 1, None)
+
+
+def test_max_zero_never_retries() -> None:
+    for reason in RETRYABLE_REASONS:
+        assert not should_retry(reason, 1, retry(max=0))
+    assert not should_retry("ScriptFailure", 1, retry())
+
+
+@pytest.mark.parametrize("reason", RETRYABLE_REASONS)
+def test_max_one_gives_one_more_attempt(reason: str) -> None:
+    spec = retry(max=1)
+    assert should_retry(reason, 1, spec)
+    assert not should_retry(reason, 2, spec)
+
+
+@pytest.mark.parametrize("reason", RETRYABLE_REASONS)
+def test_max_two_gives_two_more_attempts(reason: str) -> None:
+    spec = retry(max=2)
+    assert should_retry(reason, 1, spec)
+    assert should_retry(reason, 2, spec)
+    assert not should_retry(reason, 3, spec)
+
+
+@pytest.mark.parametrize("reason", NOT_RETRYABLE)
+def test_failures_of_the_job_itself_are_never_retried(reason: str) -> None:
+    assert not should_retry(reason, 1, retry(max=2))
+
+
+def test_non_retryable_even_if_listed() -> None:
+    # The API rejects these in `when`; a spec built around it still never retries them.
+    spec = RetrySpec.model_construct(max=2, when=["NoShell", "InvalidSpec", "Canceled"])
+    for reason in ["NoShell", "InvalidSpec", "Canceled"]:
+        assert not should_retry(reason, 1, spec)
+
+
+def test_no_reason_is_not_retried() -> None:
+    assert not should_retry(None, 1, retry(max=2))
+
+
+def test_unknown_reason_is_not_retried() -> None:
+    assert not should_retry("SomethingElse", 1, retry(max=2))
+
+
+def test_when_limits_the_reasons() -> None:
+    spec = retry(max=2, when=["ScriptFailure", "PodEvicted", "ImagePullFailed"])
+    assert should_retry("ScriptFailure", 1, spec)
+    assert should_retry("PodEvicted", 2, spec)
+    assert should_retry("ImagePullFailed", 1, spec)
+    assert not should_retry("Timeout", 1, spec)
+    assert not should_retry("OOMKilled", 1, spec)
+    assert not should_retry("PodDeleted", 1, spec)
+    assert not should_retry("ScriptFailure", 3, spec)
+
+
+def test_empty_when_retries_nothing() -> None:
+    spec = retry(max=2, when=[])
+    for reason in RETRYABLE_REASONS:
+        assert not should_retry(reason, 1, spec)
+
+
+def test_when_omitted_means_every_retryable_reason() -> None:
+    spec = retry(max=1)
+    assert spec.when is None
+    for reason in RETRYABLE_REASONS:
+        assert should_retry(reason, 1, spec)
