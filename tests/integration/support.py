@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,13 +10,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
+
+from testground.waits import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "cijob.dev", "v1alpha1", "cijobs"
@@ -113,7 +116,7 @@ class CiJobs:
     """CiJob calls for tests, over the plain Kubernetes client."""
 
     def __init__(self, kubeconfig: str) -> None:
-        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self.api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
 
@@ -124,17 +127,17 @@ class CiJobs:
             "metadata": {"name": name, **meta},
             "spec": spec,
         }
-        result: Json = self.custom.create_namespaced_custom_object(
+        result = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, body
         )
-        return result
+        return cast(Json, result)
 
     def get(self, namespace: str, name: str) -> Json | None:
         try:
-            result: Json = self.custom.get_namespaced_custom_object(
+            result = self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, name
             )
-            return result
+            return cast(Json, result)
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -197,3 +200,30 @@ class CiJobs:
         )
         result: list[Json] = [self.api.sanitize_for_serialization(e) for e in items.items]
         return result
+
+
+@contextlib.contextmanager
+def fresh_namespace(api: client.ApiClient, name: str) -> Iterator[str]:
+    """Namespace `name`, once its default ServiceAccount exists; deleted afterwards."""
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+    def has_default_sa() -> bool:
+        try:
+            core.read_namespaced_service_account("default", name)
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+
+    # The ServiceAccount admission plugin refuses pods until the controller has made it.
+    wait_for(f"the default ServiceAccount in {name}", has_default_sa)
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
