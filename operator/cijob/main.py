@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import kopf
 from kubernetes.aio import client, config
-from kubernetes.aio.leaderelection import electionconfig, leaderelection
-from kubernetes.aio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from cijob.config import OperatorConfig, load_config
 from cijob.handlers import post_event, register
+from cijob.health import serve_health, task_alive
 from cijob.kube import Kube
+from cijob.leader import Elector
 from cijob.reconcile import Reconciler
 
 log = logging.getLogger("cijob")
@@ -100,43 +100,39 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None
         settings.posting.level = logging.WARNING  # only our own events reach the API
         settings.watching.server_timeout = 300
 
-    operator = kopf.operator(
-        registry=registry,
-        standalone=True,
-        namespaces=namespaces,
-        clusterwide=not namespaces,
-        liveness_endpoint=f"http://{args.health_host}:{args.health_port}/healthz",
+    # Our own endpoint, not kopf's: a standby replica has no kopf running yet, and must still
+    # pass its probes while it waits for the Lease.
+    running: list[asyncio.Task[None]] = []
+    runner = await serve_health(
+        args.health_host, args.health_port, lambda: all(task_alive(t) for t in running)
     )
+
+    async def operate() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            running.append(task)
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            namespaces=namespaces,
+            clusterwide=not namespaces,
+        )
+
     try:
         if not args.leader_elect:
-            await operator
+            await operate()
             return
         identity = f"{socket.gethostname()}-{os.getpid()}"
-        lock = LeaseLock(args.lease_name, args.lease_namespace, identity, api_client)
-        stopped = asyncio.Event()
-
-        async def lost() -> None:
-            log.error("lost the leader lease %s; stopping", args.lease_name)
-            stopped.set()
-
-        election = electionconfig.Config(
-            lock,
-            lease_duration=15,
-            renew_deadline=10,
-            retry_period=2,
-            onstarted_leading=operator,
-            onstopped_leading=lost,
-        )
         log.info(
             "waiting for the leader lease %s/%s as %s",
             args.lease_namespace,
             args.lease_name,
             identity,
         )
-        await leaderelection.LeaderElection(election).run()
-        await stopped.wait()
+        await Elector(api_client, args.lease_namespace, args.lease_name, identity).run(operate)
         sys.exit(1)  # a new process starts clean as a follower
     finally:
+        await runner.cleanup()
         with contextlib.suppress(Exception):
             await api_client.close()  # type: ignore[no-untyped-call]
 
