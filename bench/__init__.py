@@ -1,0 +1,1 @@
+"""Benchmarks of the operator against the Job controller and the API server ceiling."""

@@ -1,0 +1,389 @@
+"""`make bench`: the operator against Kubernetes' Job controller and the API server's ceiling.
+
+Every figure is taken in the same run as its peer, on the same API server, with the kubelet
+simulator finishing each pod as soon as it sees it, so the figures measure control loops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tests")]
+
+from bench import load, probes  # noqa: E402
+from integration.support import Operator  # noqa: E402
+from testground import cluster  # noqa: E402
+from testground.kubeapi import Api, load_endpoint  # noqa: E402
+from testground.kubesim import KubeSim  # noqa: E402
+
+RESULTS: list[tuple[str, str, str]] = []  # (figure, value, peer or note)
+
+
+def say(line: str) -> None:
+    print(f"bench: {line}", file=sys.stderr, flush=True)
+
+
+def row(figure: str, value: str, note: str = "") -> None:
+    RESULTS.append((figure, value, note))
+    say(f"{figure}: {value} {note}")
+
+
+async def namespace(api: Api, prefix: str) -> str:
+    name = f"{prefix}-{int(time.time() * 1000) % 10**8}"
+    await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    path = f"/api/v1/namespaces/{name}/serviceaccounts/default"
+    for _ in range(300):  # pods are refused until the ServiceAccount controller made it
+        code, _ = await api.request("GET", path, ok=(404,))
+        if code == 200:
+            return name
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"no default ServiceAccount in {name}")
+
+
+def start_operator(kubeconfig: str, ns: str, work: Path) -> Operator:
+    return Operator(kubeconfig, [ns], work / ns, log_level="warning").start()
+
+
+async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, Any]:
+    """N CiJobs created as fast as a client can: until every pod exists, every job Succeeded."""
+    ns = await namespace(api, "bench-cijob")
+    op = start_operator(kubeconfig, ns, work)
+    try:
+        before_cpu = probes.proc_stats(op.proc.pid).cpu_seconds  # type: ignore[union-attr]
+        before = await probes.request_counts(api)
+        pods, jobs = load.Times(), load.Times()
+        watches = [
+            load.watch(
+                api,
+                load.PODS.format(ns=ns),
+                pods,
+                load.label_of("cijob.dev/job"),
+                load.status_phase("Succeeded"),
+            ),
+            load.watch(
+                api, load.CIJOBS.format(ns=ns), jobs, load.name_of, load.status_phase("Succeeded")
+            ),
+        ]
+
+        async def body() -> tuple[float, float, float]:
+            t0 = time.monotonic()
+            await load.create_all(
+                api, load.CIJOBS.format(ns=ns), (load.cijob(f"j{i}") for i in range(n))
+            )
+            t_pods = await load.until(pods, n, "seen", 600)
+            t_done = await load.until(jobs, n, "done", 600)
+            return t0, t_pods, t_done
+
+        t0, t_pods, t_done = await load.with_watches(watches, body())
+        await asyncio.sleep(1.0)  # late writes (there should be none) still count
+        delta = probes.diff(await probes.request_counts(api), before)
+        stats = probes.proc_stats(op.proc.pid)  # type: ignore[union-attr]
+        return {
+            "ns": ns,
+            "pods_s": t_pods - t0,
+            "done_s": t_done - t0,
+            "delta": delta,
+            "cpu_per_job": (stats.cpu_seconds - before_cpu) / n,
+            "peak_rss_mb": stats.peak_rss_mb,
+        }
+    finally:
+        op.stop()
+
+
+async def run_batch_jobs(api: Api, n: int) -> dict[str, float]:
+    """The same N jobs as batch/v1 Jobs, handled by kube-controller-manager's Job controller."""
+    ns = await namespace(api, "bench-job")
+    pods, jobs = load.Times(), load.Times()
+    watches = [
+        load.watch(
+            api,
+            load.PODS.format(ns=ns),
+            pods,
+            load.label_of("batch.kubernetes.io/job-name"),
+            load.status_phase("Succeeded"),
+        ),
+        load.watch(api, load.JOBS.format(ns=ns), jobs, load.name_of, load.job_complete),
+    ]
+
+    async def body() -> tuple[float, float, float]:
+        t0 = time.monotonic()
+        await load.create_all(
+            api, load.JOBS.format(ns=ns), (load.batch_job(f"j{i}") for i in range(n))
+        )
+        return t0, await load.until(pods, n, "seen", 1800), await load.until(jobs, n, "done", 1800)
+
+    t0, t_pods, t_done = await load.with_watches(watches, body())
+    return {"pods_s": t_pods - t0, "done_s": t_done - t0}
+
+
+async def run_ceiling(api: Api, n: int) -> dict[str, float]:
+    """A tight client creating N pods directly; the simulator completes them."""
+    ns = await namespace(api, "bench-ceiling")
+    pods = load.Times()
+    watches = [
+        load.watch(api, load.PODS.format(ns=ns), pods, load.name_of, load.status_phase("Succeeded"))
+    ]
+
+    async def body() -> tuple[float, float, float]:
+        t0 = time.monotonic()
+        await load.create_all(
+            api, load.PODS.format(ns=ns), (load.bare_pod(f"p{i}") for i in range(n))
+        )
+        return t0, await load.until(pods, n, "seen", 600), await load.until(pods, n, "done", 600)
+
+    t0, t_pods, t_done = await load.with_watches(watches, body())
+    return {"pods_s": t_pods - t0, "done_s": t_done - t0}
+
+
+async def run_latency(
+    api: Api, kubeconfig: str, rate: float, seconds: float, work: Path
+) -> dict[str, dict[str, float]]:
+    """At a steady offered load: created -> pod created, pod terminated -> CiJob terminal."""
+    ns = await namespace(api, f"bench-lat{int(rate)}")
+    op = start_operator(kubeconfig, ns, work)
+    n = int(rate * seconds)
+    try:
+        sent: dict[str, float] = {}
+        pods, jobs = load.Times(), load.Times()
+        watches = [
+            load.watch(
+                api,
+                load.PODS.format(ns=ns),
+                pods,
+                load.label_of("cijob.dev/job"),
+                load.status_phase("Succeeded"),
+            ),
+            load.watch(
+                api, load.CIJOBS.format(ns=ns), jobs, load.name_of, load.status_phase("Succeeded")
+            ),
+        ]
+
+        async def body() -> None:
+            await load.paced(
+                api, load.CIJOBS.format(ns=ns), [load.cijob(f"l{i}") for i in range(n)], rate, sent
+            )
+            await load.until(jobs, n, "done", 600)
+
+        await load.with_watches(watches, body())
+        to_pod = [(pods.seen[k] - sent[k]) * 1000 for k in sent if k in pods.seen]
+        to_status = [
+            (jobs.done[k] - pods.done[k]) * 1000 for k in sent if k in jobs.done and k in pods.done
+        ]
+        return {
+            "create->pod": load.percentiles(to_pod),
+            "pod done->status": load.percentiles(to_status),
+        }
+    finally:
+        op.stop()
+
+
+async def run_scale(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, Any]:
+    """N CiJobs stored: the operator's memory; then a fresh operator over them: start-up time
+    and the writes it makes (it should make none)."""
+    ns = await namespace(api, "bench-scale")
+    op = start_operator(kubeconfig, ns, work)
+    jobs = load.Times()
+    try:
+        watches = [
+            load.watch(
+                api, load.CIJOBS.format(ns=ns), jobs, load.name_of, load.status_phase("Succeeded")
+            )
+        ]
+
+        async def body() -> None:
+            await load.create_all(
+                api, load.CIJOBS.format(ns=ns), (load.cijob(f"s{i}") for i in range(n))
+            )
+            await load.until(jobs, n, "done", 3600)
+
+        await load.with_watches(watches, body())
+        stats = probes.proc_stats(op.proc.pid)  # type: ignore[union-attr]
+    finally:
+        op.stop()
+    before = await probes.request_counts(api)
+    t0 = time.monotonic()
+    fresh = Operator(kubeconfig, [ns], work / f"{ns}-restart", log_level="warning").start()
+    t_healthy = time.monotonic() - t0
+    try:
+        # Ready = the initial listing handled: the process has gone quiet (no CPU for 2 s).
+        last, quiet_since = -1.0, time.monotonic()
+        while time.monotonic() - quiet_since < 2.0 and time.monotonic() - t0 < 600:
+            cpu = probes.proc_stats(fresh.proc.pid).cpu_seconds  # type: ignore[union-attr]
+            if cpu != last:
+                last, quiet_since = cpu, time.monotonic()
+            await asyncio.sleep(0.1)
+        t_ready = quiet_since - t0
+        writes = probes.operator_writes(probes.diff(await probes.request_counts(api), before))
+        restart = probes.proc_stats(fresh.proc.pid)  # type: ignore[union-attr]
+    finally:
+        fresh.stop()
+    result: dict[str, Any] = {
+        "rss_mb": stats.rss_mb,
+        "peak_rss_mb": stats.peak_rss_mb,
+        "healthy_s": t_healthy,
+        "ready_s": t_ready,
+        "restart_writes": sum(writes.values()),
+        "restart_detail": fmt_counts(writes, 1),
+        "restart_rss_mb": restart.rss_mb,
+    }
+    return result
+
+
+def fmt_counts(delta: Counter[probes.Key], n: int) -> str:
+    parts = [f"{verb} {res} {v / n:.2f}" for (verb, res), v in sorted(delta.items())]
+    return "; ".join(parts)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    state, _ = cluster.up(echo=lambda line: say(line))
+    kubeconfig = str(state.kubeconfig)
+    subprocess.run(
+        [
+            str(ROOT / ".cluster/bin/kubectl"),
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(ROOT / "crds"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    work = ROOT / ".cluster" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    sim = KubeSim(
+        kubeconfig,
+        selectors=("cijob.dev/job", "batch.kubernetes.io/job-name", load.CEILING_LABEL),
+        record=False,
+        check_references=False,
+        max_pods=10**6,
+    ).start()
+    api = Api(load_endpoint(kubeconfig), connections=64)
+    n = args.n
+    try:
+        say(f"throughput: {n} CiJobs through the operator")
+        op = await run_cijobs(api, kubeconfig, n, work)
+        say(
+            f"throughput: {n} batch/v1 Jobs, Job controller at its default client limits "
+            "(20 QPS, burst 30)"
+        )
+        cluster.restart_controller_manager(qps=20, burst=30, echo=say)
+        jc_default = await run_batch_jobs(api, n)
+        say(
+            "throughput: the same with the operator's limits (the operator's client has none: "
+            "QPS 10000)"
+        )
+        cluster.restart_controller_manager(qps=10000, burst=10000, echo=say)
+        jc_same = await run_batch_jobs(api, n)
+        cluster.restart_controller_manager(echo=say)
+        say(f"throughput: ceiling, {n} pods created directly by a tight async client")
+        ceiling = await run_ceiling(api, n)
+
+        row(f"CiJobs: all {n} pods exist s", f"{op['pods_s']:.2f}")
+        row(
+            f"CiJobs: all {n} Succeeded s",
+            f"{op['done_s']:.2f}",
+            f"= {n / op['done_s']:.0f} jobs/s",
+        )
+        for label, jc in (("default limits", jc_default), ("operator's limits", jc_same)):
+            row(f"Job controller ({label}): all pods exist s", f"{jc['pods_s']:.2f}")
+            row(
+                f"Job controller ({label}): all Complete s",
+                f"{jc['done_s']:.2f}",
+                f"= {n / jc['done_s']:.0f} jobs/s",
+            )
+        row("ceiling: all pods exist s", f"{ceiling['pods_s']:.2f}")
+        row(
+            "ceiling: all pods Succeeded s",
+            f"{ceiling['done_s']:.2f}",
+            f"= {n / ceiling['done_s']:.0f} pods/s",
+        )
+
+        latencies = {}
+        for rate in args.rates:
+            say(f"latency: {rate:g} CiJobs/s for {args.latency_seconds:g} s")
+            latencies[rate] = await run_latency(api, kubeconfig, rate, args.latency_seconds, work)
+            for what, p in latencies[rate].items():
+                row(
+                    f"latency at {rate:g}/s {what} ms",
+                    " ".join(f"{k} {v:.0f}" for k, v in p.items()),
+                )
+
+        writes = probes.operator_writes(op["delta"])
+        per_job_writes = sum(writes.values()) / n
+        row("API writes per job (operator)", f"{per_job_writes:.2f}", fmt_counts(writes, n))
+        row("API requests per job (all clients)", fmt_counts(op["delta"], n))
+        row("operator CPU s per job", f"{op['cpu_per_job'] * 1000:.2f} ms")
+        row("operator peak RSS MB (throughput run)", f"{op['peak_rss_mb']:.0f}")
+
+        say(f"scale: {args.scale} CiJobs stored, then a fresh operator over them")
+        scale = await run_scale(api, kubeconfig, args.scale, work)
+        row(
+            f"operator RSS MB with {args.scale} CiJobs",
+            f"{scale['rss_mb']:.0f}",
+            f"peak {scale['peak_rss_mb']:.0f}",
+        )
+        row(
+            f"fresh operator over {args.scale} finished CiJobs: healthy s",
+            f"{scale['healthy_s']:.2f}",
+            f"listing handled after {scale['ready_s']:.2f} s",
+        )
+        row(
+            "fresh operator: writes on start-up",
+            f"{scale['restart_writes']}",
+            scale["restart_detail"],
+        )
+    finally:
+        await api.close()
+        sim.stop()
+
+    print(
+        f"\ncijob-operator benchmark: {platform.node()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, Kubernetes {cluster.K8S_VERSION}, N={n}\n"
+    )
+    width = max(len(r[0]) for r in RESULTS)
+    for figure, value, note in RESULTS:
+        print(f"{figure:<{width}}  {value:>12}  {note}")
+    p99 = latencies.get(50.0, next(iter(latencies.values())))["create->pod"]["p99"]
+    print()
+    print(
+        f"throughput ratio operator/job-controller-default: "
+        f"{jc_default['done_s'] / op['done_s']:.2f}"
+    )
+    print(f"throughput ratio operator/ceiling: {ceiling['done_s'] / op['done_s']:.2f}")
+    print(f"p99 create->pod at 50/s ms: {p99:.0f}")
+    print(f"api writes per job: {per_job_writes:.2f}")
+    print(f"rss MB at {args.scale} cijobs: {scale['rss_mb']:.0f}")
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--n", type=int, default=1000, help="jobs per throughput run (try 10000)")
+    p.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[20.0, 50.0],
+        help="offered loads for the latency runs, jobs/s",
+    )
+    p.add_argument("--latency-seconds", type=float, default=20.0)
+    p.add_argument("--scale", type=int, default=10000, help="CiJobs stored for the scale run")
+    args = p.parse_args()
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
