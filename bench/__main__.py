@@ -341,6 +341,10 @@ async def main_async(args: argparse.Namespace) -> int:
             f"listing handled after {scale['ready_s']:.2f} s",
         )
         row(
+            f"fresh operator over {args.scale} finished CiJobs: RSS MB",
+            f"{scale['restart_rss_mb']:.0f}",
+        )
+        row(
             "fresh operator: writes on start-up",
             f"{scale['restart_writes']}",
             scale["restart_detail"],

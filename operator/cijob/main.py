@@ -17,11 +17,13 @@ from kubernetes.aio import client, config
 from cijob.config import OperatorConfig, load_config
 from cijob.handlers import post_event, register
 from cijob.health import serve_health, task_alive
+from cijob.kopf_settings import configure
 from cijob.kube import Kube
 from cijob.leader import Elector
 from cijob.reconcile import Reconciler
 
 log = logging.getLogger("cijob")
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -59,6 +61,10 @@ async def _api_client(kubeconfig: str | None) -> client.ApiClient:
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     # One connection per concurrent request: the default pool of 4 serialises busy bursts.
     cfg.connection_pool_maxsize = 64
+    if not any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        # With trust_env, aiohttp looks up proxies and reads ~/.netrc in a thread on every
+        # request; without a proxy to find, that is only cost.
+        cfg.client_session_kwargs = {"trust_env": False}
     return client.ApiClient(cfg)
 
 
@@ -95,10 +101,8 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None
         return _login_from(api_client)
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: object) -> None:
-        settings.scanning.disabled = True  # no CRD or namespace scans: no RBAC for them
-        settings.posting.level = logging.WARNING  # only our own events reach the API
-        settings.watching.server_timeout = 300
+    def startup(settings: kopf.OperatorSettings, **_: object) -> None:
+        configure(settings)
 
     # Our own endpoint, not kopf's: a standby replica has no kopf running yet, and must still
     # pass its probes while it waits for the Lease.

@@ -77,14 +77,19 @@ class Reconciler:
     async def pod_event(self, event_type: str | None, body: Body) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        job_name = (meta.get("labels") or {}).get(names.JOB_LABEL)
+        job_key = (meta["namespace"], job_name or "")
+        if job_key not in self.jobs:
+            # A finished job's pod (or one seen before its job at start-up, which the job's
+            # reconcile then reads once): keeping it would hold memory for nothing.
+            self.pods.pop(key, None)
+            return
         if event_type == "DELETED":
             self.pods.pop(key, None)
             self.deleted_pods.add(key)
         else:
             self.pods[key] = body
-        job_name = (meta.get("labels") or {}).get(names.JOB_LABEL)
-        if job_name and (meta["namespace"], job_name) in self.jobs:
-            await self.reconcile((meta["namespace"], job_name))
+        await self.reconcile(job_key)
 
     # -- one job ---------------------------------------------------------------------------
 

@@ -322,7 +322,8 @@ def _start_apiserver(layout: Layout, state: State, echo: Echo) -> None:
         f"--kubelet-client-key={pki.kubelet_client_key}",
         # A simulated node can only be reached at its InternalIP (127.0.0.1), not its name.
         "--kubelet-preferred-address-types=InternalIP,Hostname",
-        "--profiling=false",
+        # /debug/pprof (admins only, by RBAC): the benchmark reads where the server spends its time.
+        "--profiling=true",
         "--v=0",
     ]
     echo(f"testground: starting kube-apiserver on 127.0.0.1:{port}")
