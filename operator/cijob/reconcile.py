@@ -275,8 +275,24 @@ class Reconciler:
         inline = job.spec.variables or {}
         if DOCKER_AUTH_CONFIG in inline:
             return {DOCKER_AUTH_CONFIG: inline[DOCKER_AUTH_CONFIG]}
+        for i, source in enumerate(job.spec.variablesFrom or []):
+            # One key as one variable is a container's `env`: it wins over whole objects.
+            key_ref = source.secretKeyRef
+            if key_ref is None or source.variable != DOCKER_AUTH_CONFIG:
+                continue
+            data = await self.kube.secret_data(job.namespace, key_ref.name)
+            if data is not None and key_ref.key in data:
+                return {DOCKER_AUTH_CONFIG: data[key_ref.key]}
+            if not key_ref.optional:
+                missing = "not found" if data is None else f"has no key {key_ref.key!r}"
+                raise InvalidSpec(
+                    f"spec.variablesFrom[{i}]: Secret {key_ref.name!r} {missing} in namespace "
+                    f"{job.namespace}"
+                )
         env: dict[str, str] = {}
         for i, source in enumerate(job.spec.variablesFrom or []):
+            if source.secretKeyRef is not None:
+                continue
             ref = source.secretRef or source.configMapRef
             if ref is None:
                 raise InvalidSpec(f"spec.variablesFrom[{i}]: needs secretRef or configMapRef")

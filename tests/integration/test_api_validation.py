@@ -42,6 +42,9 @@ GOOD = {
     "  services:\n  - {name: 'redis:latest', alias: 'cache, kv', pullPolicy: never}\n"
     "  script: [rake]",
     "registry-port": "  image: registry.example.com:5000/namespace/image:tag\n  script: [x]",
+    "secret-key-variable": "  image: ruby\n  variablesFrom:\n"
+    "  - {secretKeyRef: {name: reg, key: auth.json}, variable: DOCKER_AUTH_CONFIG}\n"
+    "  - {secretRef: {name: env}, prefix: X_}\n  script: [x]",
     "tag-and-digest": f"  image: 'ruby:2.6.8@{DIGEST}'\n  script: [x]",
     "shell-entrypoint": "  image: {name: 'super/sql:experimental', entrypoint: ['/bin/sh', '-c']}\n"
     "  script: [x]",
@@ -94,7 +97,20 @@ BAD = {
     "project": ("  image: ruby\n  project: ../etc\n  script: [x]", "spec.project"),
     "variables-from": (
         "  image: ruby\n  variablesFrom: [{prefix: X_}]\n  script: [x]",
-        "exactly one of secretRef or configMapRef",
+        "exactly one of secretRef or configMapRef or secretKeyRef",
+    ),
+    "variables-from-key-without-variable": (
+        "  image: ruby\n  variablesFrom: [{secretKeyRef: {name: s, key: k}}]\n  script: [x]",
+        "variable must be set with secretKeyRef, and only with it",
+    ),
+    "variables-from-variable-without-key": (
+        "  image: ruby\n  variablesFrom: [{secretRef: {name: s}, variable: V}]\n  script: [x]",
+        "variable must be set with secretKeyRef, and only with it",
+    ),
+    "variables-from-key-with-prefix": (
+        "  image: ruby\n  variablesFrom: [{secretKeyRef: {name: s, key: k}, variable: V, "
+        "prefix: X_}]\n  script: [x]",
+        "prefix is for secretRef and configMapRef, not secretKeyRef",
     ),
 }
 

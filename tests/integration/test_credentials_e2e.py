@@ -142,6 +142,45 @@ def test_kubesim_sources_in_order_job_then_operator_env_then_config_file(
         assert registries(secret)["registry.example.com:5000"]["username"] == user
 
 
+def test_kubesim_one_secret_key_as_docker_auth_config(
+    start_operator: OperatorFactory, cijobs: CiJobs, namespace: str, kubesim: KubeSim
+) -> None:
+    start_operator()
+    cijobs.core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "reg"},
+            "stringData": {
+                "auth.json": config({"registry.example.com:5000": {"auth": auth("from-key")}})
+            },
+        },
+    )
+    key_ref = {"name": "reg", "key": "auth.json"}
+    cijobs.create(
+        namespace,
+        "fromkey",
+        job_spec(variablesFrom=[{"secretKeyRef": key_ref, "variable": "DOCKER_AUTH_CONFIG"}]),
+    )
+    cijobs.create(
+        namespace,
+        "nokey",
+        job_spec(
+            variablesFrom=[
+                {"secretKeyRef": {**key_ref, "key": "gone"}, "variable": "DOCKER_AUTH_CONFIG"}
+            ]
+        ),
+    )
+    assert finished(cijobs, namespace, "fromkey")["phase"] == "Succeeded"
+    secret = pull_secret(cijobs, namespace, "fromkey")
+    assert secret is not None
+    assert registries(secret)["registry.example.com:5000"]["username"] == "from-key"
+    pod = cijobs.pod(namespace, "fromkey-1")
+    assert pod is not None and PASSWORD not in json.dumps(pod)
+    status = finished(cijobs, namespace, "nokey")
+    assert (status["phase"], status["reason"]) == ("Failed", "InvalidSpec")
+    assert "Secret 'reg' has no key 'gone'" in status["message"]
+
+
 def test_kubesim_operator_config_file_is_the_last_source(
     start_operator: OperatorFactory,
     cijobs: CiJobs,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
+
 from testground import images, plans, podstatus
 from testground import reasons as r
 from testground.kubeapi import MERGE_PATCH, Api, ApiError, Endpoint, load_endpoint
@@ -37,6 +39,10 @@ POD_CIDR = "10.244.0.0/16"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS = 40
 LEASE_RENEW_EVERY = 10.0
+# The kubelet's status manager retries a status update that failed; so does the simulator, for
+# failures that say nothing about the pod (a slow or overloaded API server), with backoff.
+WRITE_ATTEMPTS = 6
+TRANSIENT_CODES = (429, 500, 502, 503, 504)
 NODE_STATUS_EVERY = 60.0
 TERMINAL = ("Succeeded", "Failed")
 
@@ -546,7 +552,7 @@ class KubeSim:
             disruption_message=disruption,
         )
         status = podstatus.build_status(run.pod, view, run.last_status, podstatus.now())
-        await self.api.request(
+        await self._request(
             "PATCH",
             f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status",
             # The uid makes the patch fail rather than touch a new pod of the same name.
@@ -564,6 +570,20 @@ class KubeSim:
             self._history.setdefault((run.namespace, run.name), []).append(entry)
             self._changed.notify_all()
 
+    async def _request(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        """A pod's write or read, retried while the API server is only slow or overloaded."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return await self.api.request(*args, **kwargs)
+            except (TimeoutError, aiohttp.ClientError):
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+            except ApiError as e:
+                if e.code not in TRANSIENT_CODES or attempt == WRITE_ATTEMPTS - 1:
+                    raise
+            await asyncio.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
     async def _bind(self, run: _Run) -> bool:
         body = {
             "apiVersion": "v1",
@@ -572,9 +592,9 @@ class KubeSim:
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
         }
         path = f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/binding"
-        code, _ = await self.api.request("POST", path, body, ok=(409,))
-        if code == 409:  # bound meanwhile: ours only if bound to this node
-            _, pod = await self.api.request(
+        code, _ = await self._request("POST", path, body, ok=(409,))
+        if code == 409:  # bound meanwhile (or by our own retry): ours if bound to this node
+            _, pod = await self._request(
                 "GET", f"/api/v1/namespaces/{run.namespace}/pods/{run.name}"
             )
             if pod["spec"].get("nodeName") != self.node_name:

@@ -103,6 +103,24 @@ def exactly_one_of(*fields: str) -> Extra:
     }
 
 
+def variables_from_source() -> Extra:
+    """One source each; `variable` names what a secretKeyRef sets, and goes with nothing else."""
+    rules = exactly_one_of("secretRef", "configMapRef", "secretKeyRef")["x-kubernetes-validations"]
+    return {
+        "x-kubernetes-validations": [
+            *rules,
+            {
+                "rule": "has(self.secretKeyRef) == has(self.variable)",
+                "message": "variable must be set with secretKeyRef, and only with it",
+            },
+            {
+                "rule": "!has(self.secretKeyRef) || !has(self.prefix)",
+                "message": "prefix is for secretRef and configMapRef, not secretKeyRef",
+            },
+        ]
+    }
+
+
 def int_or_string() -> Extra:
     return {"x-kubernetes-int-or-string": True}
 

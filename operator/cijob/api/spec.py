@@ -92,16 +92,39 @@ class OptionalObjectReference(LocalObjectReference):
     )
 
 
-class VariablesFromSource(Model):
-    """Like a container's `envFrom`: every key of the Secret or ConfigMap becomes a variable."""
+class SecretKeySelector(Model):
+    """One key of a Secret in the job's namespace (a container's `valueFrom.secretKeyRef`)."""
 
-    model_config = ConfigDict(json_schema_extra=rules.exactly_one_of("secretRef", "configMapRef"))
+    name: str = Field(description="Name of the Secret in the CiJob's namespace.", min_length=1)
+    key: str = Field(description="The key whose value the variable gets.", min_length=1)
+    optional: bool | None = Field(
+        default=None, description="Start the job even when the Secret or the key does not exist."
+    )
+
+
+class VariablesFromSource(Model):
+    """Like a container's `envFrom` (every key of a Secret or ConfigMap becomes a variable), or,
+    with `secretKeyRef` and `variable`, like one `env` entry's `valueFrom.secretKeyRef`."""
+
+    model_config = ConfigDict(json_schema_extra=rules.variables_from_source())
 
     secretRef: OptionalObjectReference | None = Field(
         default=None, description="A Secret; may hold DOCKER_AUTH_CONFIG for private registries."
     )
     configMapRef: OptionalObjectReference | None = Field(default=None, description="A ConfigMap.")
-    prefix: str | None = Field(default=None, description="Prepended to every key.")
+    secretKeyRef: SecretKeySelector | None = Field(
+        default=None,
+        description="One key of a Secret, as the variable named by `variable`; "
+        "`variable: DOCKER_AUTH_CONFIG` gives registry credentials.",
+    )
+    variable: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The variable that `secretKeyRef` sets (only with secretKeyRef).",
+    )
+    prefix: str | None = Field(
+        default=None, description="Prepended to every key (secretRef and configMapRef only)."
+    )
 
 
 class RetrySpec(Model):
@@ -172,7 +195,8 @@ class CiJobSpec(Model):
     variablesFrom: list[VariablesFromSource] | None = Field(
         default=None,
         max_length=32,
-        description="Secrets and ConfigMaps whose keys become variables.",
+        description="Secrets and ConfigMaps whose keys become variables, or one key of a "
+        "Secret as one variable. Values stay in the Secret: the pod refers to them.",
     )
     beforeScript: list[str] | None = Field(
         default=None, description="Commands run before `script`, in the same shell."

@@ -103,9 +103,24 @@ def _env(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
+def _env_refs(job: Job) -> list[dict[str, Any]]:
+    """The secretKeyRef variables, as references: their values never enter the pod spec."""
+    inline = job.spec.variables or {}
+    out = []
+    for source in job.spec.variablesFrom or []:
+        ref, name = source.secretKeyRef, source.variable
+        # Inline variables win, as for DOCKER_AUTH_CONFIG; that one is never the pod's.
+        if ref is None or name is None or name in inline or name == DOCKER_AUTH_CONFIG:
+            continue
+        out.append({"name": name, "valueFrom": {"secretKeyRef": ref.model_dump(exclude_none=True)}})
+    return out
+
+
 def _env_from(job: Job) -> list[dict[str, Any]]:
     out = []
     for source in job.spec.variablesFrom or []:
+        if source.secretKeyRef is not None:
+            continue
         item: dict[str, Any] = {}
         if source.secretRef is not None:
             item["secretRef"] = source.secretRef.model_dump(exclude_none=True)
@@ -120,6 +135,7 @@ def _env_from(job: Job) -> list[dict[str, Any]]:
 def _service_containers(
     services: list[tuple[str, ServiceSpec]],
     job_env: dict[str, str],
+    env_refs: list[dict[str, Any]],
     env_from: list[dict[str, Any]],
     config: OperatorConfig,
 ) -> list[Manifest]:
@@ -141,7 +157,7 @@ def _service_containers(
             # restartPolicy Always makes it a native sidecar: started before the build,
             # stopped by the kubelet once the build container has exited.
             "restartPolicy": "Always",
-            "env": _env({**job_env, **_without_credentials(svc.variables)}),
+            "env": [*env_refs, *_env({**job_env, **_without_credentials(svc.variables)})],
         }
         if env_from:
             c["envFrom"] = env_from
@@ -195,6 +211,7 @@ def get_pod(
     }
     job_env = {**_without_credentials(job.spec.variables), **ci_env}
     env_from = _env_from(job)
+    env_refs = _env_refs(job)
     build_env = {
         **job_env,
         script.SCRIPT_ENV: script.build_script(spec.beforeScript or [], spec.script),
@@ -206,7 +223,7 @@ def get_pod(
         "name": BUILD_CONTAINER,
         "image": image.name,
         "workingDir": workdir,
-        "env": _env(build_env),
+        "env": [*env_refs, *_env(build_env)],
         "volumeMounts": [{"name": "builds", "mountPath": BUILDS_DIR}],
     }
     if command is not None:
@@ -229,7 +246,7 @@ def get_pod(
         "containers": [build],
         "volumes": [{"name": "builds", "emptyDir": {}}],
     }
-    sidecars = _service_containers(services, job_env, env_from, config)
+    sidecars = _service_containers(services, job_env, env_refs, env_from, config)
     if sidecars:
         pod_spec["initContainers"] = sidecars
         pod_spec["hostAliases"] = _host_aliases(services)
