@@ -3,8 +3,8 @@ test images from the private htpasswd registry (tests/testground/realnode.py).
 
 Part of `make test` (about 2 minutes; the node itself starts in ~5 s). Where the machine cannot
 run the node (not root, packages or the kubelet binary missing: `python -m
-testground.realnode check` lists them) the tests FAIL with what is missing; only an explicit
-`CIJOB_REAL_NODE=0` leaves them out, and pytest's summary then says so. Not run by the
+testground.realnode check` lists them) the tests FAIL with what is missing; only deselecting
+them (`make test PYTEST_ARGS='-m "not realnode"'`) leaves them out. Not run by the
 kubelet simulator: the jobs' namespaces are made here, outside the simulator's, and their pods
 select the real node and tolerate its taint.
 """
@@ -12,7 +12,6 @@ select the real node and tolerate its taint.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from kubernetes import client
 from integration.support import CiJobs, Operator, fresh_namespace
 from testground import realnode
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 
 PLACEMENT = {
     "nodeSelector": {"kubernetes.io/hostname": realnode.NODE_NAME},
@@ -39,15 +38,13 @@ def node(kubeconfig: Path) -> Iterator[realnode.NodeState]:
     """The real node of the test ground that `kubeconfig` belongs to (started if needed, and
     then stopped after this module, so its kube-scheduler never runs beside other modules'
     kubelet simulator)."""
-    if os.environ.get("CIJOB_REAL_NODE", "1") == "0":
-        pytest.skip("CIJOB_REAL_NODE=0: the real-node tests were left out on request")
     root = kubeconfig.resolve().parent
     missing = realnode.requirements(realnode.NodeLayout(realnode.cluster.Layout(root)))
     if missing:
         pytest.fail(
             "no real node on this machine: missing "
             + "; ".join(missing)
-            + " (install as .ci/run does, or set CIJOB_REAL_NODE=0 to leave these tests out)",
+            + " (install as .ci/run does, or deselect these tests with -m 'not realnode')",
             pytrace=False,
         )
     try:
