@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,15 @@ async def namespace(api: Api, prefix: str) -> str:
     raise RuntimeError(f"no default ServiceAccount in {name}")
 
 
+def cijob_watches(api: Api, ns: str, pods: load.Times, jobs: load.Times) -> list[Awaitable[None]]:
+    """When each CiJob's pod appears and succeeds, and when each CiJob is Succeeded."""
+    succeeded = load.status_phase("Succeeded")
+    return [
+        load.watch(api, load.PODS.format(ns=ns), pods, load.label_of("cijob.dev/job"), succeeded),
+        load.watch(api, load.CIJOBS.format(ns=ns), jobs, load.name_of, succeeded),
+    ]
+
+
 def start_operator(kubeconfig: str, ns: str, work: Path) -> Operator:
     return Operator(kubeconfig, [ns], work / ns, log_level="warning").start()
 
@@ -62,18 +72,7 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
         before_cpu = probes.proc_stats(op.proc.pid).cpu_seconds  # type: ignore[union-attr]
         before = await probes.request_counts(api)
         pods, jobs = load.Times(), load.Times()
-        watches = [
-            load.watch(
-                api,
-                load.PODS.format(ns=ns),
-                pods,
-                load.label_of("cijob.dev/job"),
-                load.status_phase("Succeeded"),
-            ),
-            load.watch(
-                api, load.CIJOBS.format(ns=ns), jobs, load.name_of, load.status_phase("Succeeded")
-            ),
-        ]
+        watches = cijob_watches(api, ns, pods, jobs)
 
         async def body() -> tuple[float, float, float]:
             t0 = time.monotonic()
@@ -155,18 +154,7 @@ async def run_latency(
     try:
         sent: dict[str, float] = {}
         pods, jobs = load.Times(), load.Times()
-        watches = [
-            load.watch(
-                api,
-                load.PODS.format(ns=ns),
-                pods,
-                load.label_of("cijob.dev/job"),
-                load.status_phase("Succeeded"),
-            ),
-            load.watch(
-                api, load.CIJOBS.format(ns=ns), jobs, load.name_of, load.status_phase("Succeeded")
-            ),
-        ]
+        watches = cijob_watches(api, ns, pods, jobs)
 
         async def body() -> None:
             await load.paced(
@@ -360,14 +348,16 @@ async def main_async(args: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in RESULTS)
     for figure, value, note in RESULTS:
         print(f"{figure:<{width}}  {value:>12}  {note}")
-    p99 = latencies.get(50.0, next(iter(latencies.values())))["create->pod"]["p99"]
+    # The target is at 50/s; with other --rates, the highest one run, named as such.
+    p99_rate = 50.0 if 50.0 in latencies else max(latencies)
+    p99 = latencies[p99_rate]["create->pod"]["p99"]
     print()
     print(
         f"throughput ratio operator/job-controller-default: "
         f"{jc_default['done_s'] / op['done_s']:.2f}"
     )
     print(f"throughput ratio operator/ceiling: {ceiling['done_s'] / op['done_s']:.2f}")
-    print(f"p99 create->pod at 50/s ms: {p99:.0f}")
+    print(f"p99 create->pod at {p99_rate:g}/s ms: {p99:.0f}")
     print(f"api writes per job: {per_job_writes:.2f}")
     print(f"rss MB at {args.scale} cijobs: {scale['rss_mb']:.0f}")
     return 0

@@ -52,7 +52,7 @@ build() { # name version module-dir ldflags packages...
     [ -x "$out/bin/$(basename "$pkg")" ] || want+=("$pkg")
   done
   if [ ${#want[@]} -gt 0 ]; then
-    echo "building $name $version: ${want[*]##*/} (cold build on 2 cores: ~20 min for Kubernetes)"
+    echo "building $name $version: ${want[*]##*/} (cold on 2 cores: ~6 min for Kubernetes, ~7 min in all)"
     local start=$SECONDS
     mkdir -p "$out/bin.tmp"
     (cd "$dir" && with_progress "$name" go build -trimpath -ldflags "$ldflags" -o "$out/bin.tmp/" "${want[@]}")
