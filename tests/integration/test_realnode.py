@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from integration.support import CiJobs, Operator, fresh_namespace
+from integration.conftest import OperatorFactory
+from integration.support import CiJobs, fresh_namespace
 from testground import realnode
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
@@ -59,83 +60,62 @@ def node(kubeconfig: Path) -> Iterator[realnode.NodeState]:
 
 
 @pytest.fixture
-def ns(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace the kubelet simulator never serves (not in SESSION_NAMESPACES)."""
+def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Overrides the suite's: a namespace the kubelet simulator never serves (not in
+    SESSION_NAMESPACES), so `start_operator` watches it and the real node runs its pods."""
     name = f"real-{request.node.name[5:30].replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     with fresh_namespace(api, name):
         yield name
-
-
-@pytest.fixture
-def operator(
-    kubeconfig: Path, ns: str, crds: list[str], tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Any]:
-    started: list[Operator] = []
-
-    def start(env: dict[str, str] | None = None, **settings: Any) -> Operator:
-        op = Operator(
-            str(kubeconfig), [ns], tmp_path / f"operator-{len(started)}", settings, env=env
-        )
-        started.append(op)
-        return op.start()
-
-    yield start
-    for op in started:
-        op.stop()
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for op in started:
-            print(f"--- {op.log_path} (last 4000 chars) ---\n{op.log()[-4000:]}")
 
 
 def spec(image: str, script: list[str], **extra: Any) -> dict[str, Any]:
     return {"image": image, "script": script, **PLACEMENT, **extra}
 
 
-def finished(cijobs: CiJobs, ns: str, name: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-    status: dict[str, Any] = cijobs.wait_phase(ns, name, timeout=timeout)["status"]
+def finished(cijobs: CiJobs, namespace: str, name: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+    status: dict[str, Any] = cijobs.wait_phase(namespace, name, timeout=timeout)["status"]
     return status
 
 
-def build_log(cijobs: CiJobs, ns: str, pod: str) -> str:
-    text: str = cijobs.core.read_namespaced_pod_log(pod, ns, container="build")
+def build_log(cijobs: CiJobs, namespace: str, pod: str) -> str:
+    text: str = cijobs.core.read_namespaced_pod_log(pod, namespace, container="build")
     return text
 
 
-def explain(cijobs: CiJobs, ns: str, name: str) -> str:
+def explain(cijobs: CiJobs, namespace: str, name: str) -> str:
     """What the pods and events say, for an assertion message."""
     out = []
-    for pod in cijobs.pods(ns, name):
+    for pod in cijobs.pods(namespace, name):
         out.append(json.dumps(pod.get("status", {}), default=str)[:3000])
-        for e in cijobs.events(ns, pod["metadata"]["name"]):
+        for e in cijobs.events(namespace, pod["metadata"]["name"]):
             out.append(f"event {e['reason']}: {e['message']}")
     return "\n".join(out)
 
 
 def test_script_runs_in_a_real_container_with_each_command_echoed(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
+    start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
     cijobs.create(
-        ns,
+        namespace,
         "hello",
         spec(node.image("sh"), ["echo hello from $(uname -s)", "test -d /builds", "id -u"]),
     )
-    status = finished(cijobs, ns, "hello")
-    assert status["phase"] == "Succeeded", explain(cijobs, ns, "hello")
-    log = build_log(cijobs, ns, status["podName"])
+    status = finished(cijobs, namespace, "hello")
+    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "hello")
+    log = build_log(cijobs, namespace, status["podName"])
     assert "$ echo hello from $(uname -s)\nhello from Linux\n" in log
     assert "$ id -u\n0\n" in log
-    pod = cijobs.pod(ns, status["podName"])
+    pod = cijobs.pod(namespace, status["podName"])
     assert pod is not None and pod["spec"]["nodeName"] == realnode.NODE_NAME
 
 
 def test_private_image_pulled_with_the_jobs_docker_auth_config_and_its_digest_recorded(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    operator()
+    start_operator()
     cijobs.create(
-        ns,
+        namespace,
         "private",
         spec(
             node.image("bash"),
@@ -143,31 +123,31 @@ def test_private_image_pulled_with_the_jobs_docker_auth_config_and_its_digest_re
             variables={"DOCKER_AUTH_CONFIG": node.docker_auth_config()},
         ),
     )
-    status = finished(cijobs, ns, "private")
-    assert status["phase"] == "Succeeded", explain(cijobs, ns, "private")
-    assert "bash 5." in build_log(cijobs, ns, status["podName"])
+    status = finished(cijobs, namespace, "private")
+    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "private")
+    assert "bash 5." in build_log(cijobs, namespace, status["podName"])
     build = next(i for i in status["images"] if i["container"] == "build")
     assert build["imageID"].endswith("@" + node.digest("bash"))
 
 
 def test_private_image_without_credentials_ends_image_pull_failed(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    operator(imagePullGraceSeconds=5)
+    start_operator({"imagePullGraceSeconds": 5})
     # `always`: a node that pulled the image before would otherwise run it without asking the
     # registry (the kubelet's KubeletEnsureSecretPulledImages gate is off by default).
     image = {"name": node.image("bash"), "pullPolicy": "always"}
-    cijobs.create(ns, "nocreds", {**spec(node.image("bash"), ["true"]), "image": image})
-    status = finished(cijobs, ns, "nocreds")
+    cijobs.create(namespace, "nocreds", {**spec(node.image("bash"), ["true"]), "image": image})
+    status = finished(cijobs, namespace, "nocreds")
     assert (status["phase"], status.get("reason")) == ("Failed", "ImagePullFailed"), status
 
 
 def test_failing_line_exit_code_is_the_jobs_and_after_script_runs(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
+    start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
     cijobs.create(
-        ns,
+        namespace,
         "fails",
         spec(
             node.image("sh"),
@@ -175,17 +155,19 @@ def test_failing_line_exit_code_is_the_jobs_and_after_script_runs(
             afterScript=["echo after-script ran"],
         ),
     )
-    status = finished(cijobs, ns, "fails")
-    assert (status["phase"], status.get("exitCode")) == ("Failed", 7), explain(cijobs, ns, "fails")
-    log = build_log(cijobs, ns, status["podName"])
+    status = finished(cijobs, namespace, "fails")
+    assert (status["phase"], status.get("exitCode")) == ("Failed", 7), explain(
+        cijobs, namespace, "fails"
+    )
+    log = build_log(cijobs, namespace, status["podName"])
     assert "before" in log and "never\n" not in log.replace("$ echo never\n", "")
     assert "after-script ran" in log
 
 
 def test_service_reached_by_alias_and_derived_host_name(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
+    start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
     derived = "127.0.0.1-cijob-http"
     script = [
         # The service is a native sidecar: it may still be binding its port.
@@ -194,74 +176,80 @@ def test_service_reached_by_alias_and_derived_host_name(
         f"wget -qO- http://{derived}:8080/",
     ]
     cijobs.create(
-        ns,
+        namespace,
         "svc",
         spec(node.image("sh"), script, services=[{"name": node.image("http"), "alias": "web"}]),
     )
-    status = finished(cijobs, ns, "svc")
-    assert status["phase"] == "Succeeded", explain(cijobs, ns, "svc")
-    log = build_log(cijobs, ns, status["podName"])
+    status = finished(cijobs, namespace, "svc")
+    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "svc")
+    log = build_log(cijobs, namespace, status["podName"])
     assert log.count("hello from the cijob test service") >= 3
 
 
 def test_entrypoints_daemon_needs_an_override_wrapper_does_not(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
+    start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
     daemon = node.image("super-sql")
     cijobs.create(
-        ns,
+        namespace,
         "empty-ep",
         {**spec(daemon, ["super-sql --version"]), "image": {"name": daemon, "entrypoint": [""]}},
     )
     cijobs.create(
-        ns,
+        namespace,
         "shell-ep",
         {
             **spec(daemon, ["super-sql --version"]),
             "image": {"name": daemon, "entrypoint": ["/bin/sh", "-c"]},
         },
     )
-    cijobs.create(ns, "wrapper", spec(node.image("wrapper"), ['echo "wrapped by $WRAPPED_BY"']))
-    cijobs.create(ns, "no-override", spec(daemon, ["super-sql --version"], timeout="10s"))
+    cijobs.create(
+        namespace, "wrapper", spec(node.image("wrapper"), ['echo "wrapped by $WRAPPED_BY"'])
+    )
+    cijobs.create(namespace, "no-override", spec(daemon, ["super-sql --version"], timeout="10s"))
     for name in ("empty-ep", "shell-ep"):
-        status = finished(cijobs, ns, name)
-        assert status["phase"] == "Succeeded", explain(cijobs, ns, name)
-        assert "super-sql 0.0.1-experimental" in build_log(cijobs, ns, status["podName"])
-    status = finished(cijobs, ns, "wrapper")
-    assert status["phase"] == "Succeeded", explain(cijobs, ns, "wrapper")
-    assert "wrapped by entrypoint.sh" in build_log(cijobs, ns, status["podName"])
+        status = finished(cijobs, namespace, name)
+        assert status["phase"] == "Succeeded", explain(cijobs, namespace, name)
+        assert "super-sql 0.0.1-experimental" in build_log(cijobs, namespace, status["podName"])
+    status = finished(cijobs, namespace, "wrapper")
+    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "wrapper")
+    assert "wrapped by entrypoint.sh" in build_log(cijobs, namespace, status["podName"])
     # Without an override the daemon ignores the script and never exits: the job times out.
-    status = finished(cijobs, ns, "no-override", timeout=TIMEOUT)
+    status = finished(cijobs, namespace, "no-override", timeout=TIMEOUT)
     assert (status["phase"], status.get("reason")) == ("Failed", "Timeout"), status
 
 
 def test_cancel_stops_a_really_running_script(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
-    cijobs.create(ns, "long", spec(node.image("sh"), ["echo started", "sleep 600"]))
-    cijobs.wait_phase(ns, "long", "Running", timeout=TIMEOUT)
+    start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
+    cijobs.create(namespace, "long", spec(node.image("sh"), ["echo started", "sleep 600"]))
+    cijobs.wait_phase(namespace, "long", "Running", timeout=TIMEOUT)
     began = time.monotonic()
-    cijobs.patch_spec(ns, "long", {"cancel": True})
-    status = finished(cijobs, ns, "long", timeout=60)
+    cijobs.patch_spec(namespace, "long", {"cancel": True})
+    status = finished(cijobs, namespace, "long", timeout=60)
     assert status["phase"] == "Canceled", status
     assert time.monotonic() - began < 45
 
 
 def test_operators_config_json_credentials_and_a_wrong_digest_is_refused(
-    node: realnode.NodeState, operator: Any, cijobs: CiJobs, ns: str, tmp_path: Path
+    node: realnode.NodeState,
+    start_operator: OperatorFactory,
+    cijobs: CiJobs,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
     home = tmp_path / "home"
     (home / ".docker").mkdir(parents=True)
     (home / ".docker" / "config.json").write_text(node.docker_auth_config())
-    operator(env={"HOME": str(home)}, imagePullGraceSeconds=5)
+    start_operator({"imagePullGraceSeconds": 5}, env={"HOME": str(home)})
     pinned = f"{node.image('wrapper').rsplit(':', 1)[0]}@{node.digest('wrapper')}"
     wrong = f"{node.image('wrapper').rsplit(':', 1)[0]}@sha256:{'0' * 64}"
-    cijobs.create(ns, "pinned", spec(pinned, ["echo pinned ok"]))
-    cijobs.create(ns, "wrong", spec(wrong, ["echo never"]))
-    status = finished(cijobs, ns, "pinned")
-    assert status["phase"] == "Succeeded", explain(cijobs, ns, "pinned")
+    cijobs.create(namespace, "pinned", spec(pinned, ["echo pinned ok"]))
+    cijobs.create(namespace, "wrong", spec(wrong, ["echo never"]))
+    status = finished(cijobs, namespace, "pinned")
+    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "pinned")
     assert status["images"][0]["imageID"].endswith("@" + node.digest("wrapper"))
-    status = finished(cijobs, ns, "wrong")
+    status = finished(cijobs, namespace, "wrong")
     assert (status["phase"], status.get("reason")) == ("Failed", "ImagePullFailed"), status

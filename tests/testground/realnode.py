@@ -157,9 +157,10 @@ def _tool(name: str, package: str) -> str:
     return exe
 
 
-def _kubectl(layout: NodeLayout, *args: str, check: bool = True) -> str:
+def _kubectl(layout: NodeLayout, *args: str, check: bool = True, input: str | None = None) -> str:
     proc = subprocess.run(
         [str(layout.cluster.binary("kubectl")), f"--kubeconfig={layout.cluster.kubeconfig}", *args],
+        input=input,
         capture_output=True,
         text=True,
         timeout=60,
@@ -171,22 +172,7 @@ def _kubectl(layout: NodeLayout, *args: str, check: bool = True) -> str:
 
 
 def _kubectl_apply(layout: NodeLayout, obj: dict) -> None:  # type: ignore[type-arg]
-    proc = subprocess.run(
-        [
-            str(layout.cluster.binary("kubectl")),
-            f"--kubeconfig={layout.cluster.kubeconfig}",
-            "apply",
-            "-f",
-            "-",
-        ],
-        input=json.dumps(obj),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise NodeError(f"kubectl apply: {proc.stderr.strip()}")
+    _kubectl(layout, "apply", "-f", "-", input=json.dumps(obj))
 
 
 def _ctr(layout: NodeLayout, *args: str, check: bool = True) -> str:
