@@ -83,6 +83,10 @@ class Kube:
         # A job deleted meanwhile has no status left to write.
         _json(f"patch status of {name}", code, body, ok=(200, 404))
 
+    async def create_event(self, namespace: str, event: Manifest) -> None:
+        status, body = await self._request("POST", f"/api/v1/namespaces/{namespace}/events", event)
+        _json(f"create event {event['reason']}", status, body)
+
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         options = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
         status, body = await self._request("DELETE", f"{_cijobs(namespace)}/{name}", options)

@@ -15,7 +15,8 @@ import kopf
 from kubernetes.aio import client, config
 
 from cijob.config import OperatorConfig, load_config
-from cijob.handlers import post_event, register
+from cijob.events import EventPoster
+from cijob.handlers import register
 from cijob.health import serve_health, task_alive
 from cijob.kopf_settings import configure
 from cijob.kube import Kube
@@ -88,10 +89,10 @@ def _login_from(api_client: client.ApiClient) -> kopf.ConnectionInfo:
 async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None:
     api_client = await _api_client(args.kubeconfig)
     namespaces = args.namespace or operator_config.namespaces
+    kube = Kube(api_client)
+    events = EventPoster(kube)
     reconciler = Reconciler(
-        Kube(api_client),
-        operator_config,
-        post_event if operator_config.events else (lambda *_: None),
+        kube, operator_config, events if operator_config.events else (lambda *_: None)
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler)
@@ -115,12 +116,19 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None
         task = asyncio.current_task()
         if task is not None:
             running.append(task)
-        await kopf.operator(
-            registry=registry,
-            standalone=True,
-            namespaces=namespaces,
-            clusterwide=not namespaces,
-        )
+        workers = asyncio.create_task(reconciler.work(), name="cijob workers")
+        running.append(workers)
+        try:
+            await kopf.operator(
+                registry=registry,
+                standalone=True,
+                namespaces=namespaces,
+                clusterwide=not namespaces,
+            )
+        finally:
+            workers.cancel()
+            await asyncio.gather(workers, return_exceptions=True)
+            await events.close()
 
     try:
         if not args.leader_elect:

@@ -15,12 +15,13 @@ from cijob.credentials import authconfig, helper, matching, secret, sources
 from cijob.durations import parse_duration
 from cijob.errors import InvalidSpec, JobError
 from cijob.job import Job, job_from_body
-from cijob.kube import Kube
+from cijob.kube import Kube, KubeError
 from cijob.lifecycle import status as st
 from cijob.lifecycle.observe import Observation, observe_pod, parse_time
 from cijob.lifecycle.retry import should_retry
 from cijob.render import names
 from cijob.render.pod import DOCKER_AUTH_CONFIG, get_pod, images_of
+from cijob.workqueue import WorkQueue
 
 log = logging.getLogger("cijob")
 
@@ -30,6 +31,12 @@ EventSink = Callable[[Body, str, str, str], None]
 # A pod stuck before the kubelet enforces activeDeadlineSeconds (never scheduled, say) is
 # failed by the operator this long after the job's own timeout.
 DEADLINE_SLACK_SECONDS = 30
+# Jobs reconciled at once: about the client's connection pool, so none waits for a connection.
+WORKERS = 32
+# A reconcile that failed (the API server unreachable, say) is tried again after this
+# many seconds, doubled on each failure up to the maximum.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 60.0
 
 
 def _now() -> datetime:
@@ -38,7 +45,10 @@ def _now() -> datetime:
 
 @dataclass
 class Reconciler:
-    """Keeps what the watches showed and makes each job's writes, one job at a time."""
+    """Keeps the newest of what the watches showed, and makes each job's writes from it.
+
+    The watches only record objects and queue their job's key; `WORKERS` workers reconcile
+    the queued keys, never two on one job (the sample-controller's shape)."""
 
     kube: Kube
     config: OperatorConfig
@@ -48,21 +58,22 @@ class Reconciler:
     pods: dict[Key, Body] = field(default_factory=dict)
     deleted_pods: set[Key] = field(default_factory=set)
     written: dict[str, dict[str, Any]] = field(default_factory=dict)
-    locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
-    tasks: set[asyncio.Future[None]] = field(default_factory=set)
+    queue: WorkQueue[Key] = field(default_factory=WorkQueue)
+    failures: dict[Key, int] = field(default_factory=dict)
     # uids of jobs that ended: later echoes of earlier writes must not wake them.
     finished: set[str] = field(default_factory=set)
 
     # -- what the watches show -------------------------------------------------------------
 
-    async def job_event(self, event_type: str | None, body: Body) -> None:
+    def job_event(self, event_type: str | None, body: Body) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         uid = body["metadata"].get("uid", "")
         if event_type == "DELETED":
             self.jobs.pop(key, None)
             self.written.pop(uid, None)
             self.finished.discard(uid)
+            self.failures.pop(key, None)
             self._cancel_timer(key)
             return
         if uid in self.finished:
@@ -72,9 +83,10 @@ class Reconciler:
             # The watch caught up with our last write.
             del self.written[body["metadata"]["uid"]]
         self.jobs[key] = body
-        await self.reconcile(key)
+        # A job without a pod yet goes first: starting work is what a user waits on most.
+        self.queue.add(key, urgent=not self._status(body).get("attempt"))
 
-    async def pod_event(self, event_type: str | None, body: Body) -> None:
+    def pod_event(self, event_type: str | None, body: Body) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         job_name = (meta.get("labels") or {}).get(names.JOB_LABEL)
@@ -89,21 +101,65 @@ class Reconciler:
             self.deleted_pods.add(key)
         else:
             self.pods[key] = body
-        await self.reconcile(job_key)
+        self.queue.add(job_key)
+
+    # -- the workers -----------------------------------------------------------------------
+
+    async def work(self, workers: int = WORKERS) -> None:
+        """Reconciles queued jobs until cancelled."""
+        await asyncio.gather(*(self._worker() for _ in range(workers)))
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self._reconcile_or_retry(key)
+            finally:
+                self.queue.done(key)
+
+    async def drain(self) -> None:
+        """Reconciles every queued job, in this task: what the workers do, for tests."""
+        while (key := self.queue.get_nowait()) is not None:
+            try:
+                await self._reconcile_or_retry(key)
+            finally:
+                self.queue.done(key)
+
+    async def _reconcile_or_retry(self, key: Key) -> None:
+        try:
+            await self.reconcile(key)
+        except Exception as exc:
+            failures = self.failures.get(key, 0) + 1
+            self.failures[key] = failures
+            delay = min(RETRY_FIRST_SECONDS * 2 ** (failures - 1), RETRY_MAX_SECONDS)
+            log.warning(
+                "reconciling CiJob %s/%s failed, again in %.1f s: %s",
+                *key,
+                delay,
+                exc,
+                exc_info=not isinstance(exc, KubeError),
+            )
+            self._schedule(key, delay)
+        else:
+            self.failures.pop(key, None)
 
     # -- one job ---------------------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> None:
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            body = self.jobs.get(key)
-            if body is None:
-                return
-            try:
-                await self._reconcile(key, body)
-            except JobError as exc:
-                await self._fail(key, body, self._status(body), exc.reason, exc.message)
-            if st.is_terminal(self._status(body)) and key not in self.timers:
+        body = self.jobs.get(key)
+        if body is None:
+            return
+        try:
+            await self._reconcile(key, body)
+        except JobError as exc:
+            await self._fail(key, body, self._status(body), exc.reason, exc.message)
+        status = self._status(body)
+        if st.is_terminal(status):
+            # A deadline or image-pull recheck of the running job is moot now; only
+            # ttlSecondsAfterFinished can still need the job, and only for its timer.
+            self._cancel_timer(key)
+            await self._expire(key, body, status, _now())
+            if key not in self.timers:
                 self._forget(key, body)
 
     def _forget(self, key: Key, body: Body) -> None:
@@ -112,7 +168,7 @@ class Reconciler:
         attempts = (self._status(body).get("attempt") or 0) + 1
         self.finished.add(uid)
         self.jobs.pop(key, None)
-        self.locks.pop(key, None)
+        self.failures.pop(key, None)
         self.written.pop(uid, None)
         for attempt in range(1, attempts + 1):
             pod_key = (key[0], names.pod_name(key[1], attempt))
@@ -129,8 +185,7 @@ class Reconciler:
         status = self._status(body)
         now = _now()
         if st.is_terminal(status):
-            await self._expire(key, body, status, now)
-            return
+            return  # what a finished job still needs is reconcile()'s
         job = job_from_body(body)
         if job.spec.cancel:
             await self._cancel(key, body, job, status, now)
@@ -372,10 +427,7 @@ class Reconciler:
 
         def fire() -> None:
             self.timers.pop(key, None)
-            task = asyncio.ensure_future(self.reconcile(key))
-            # The loop keeps only weak references to tasks.
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.queue.add(key)
 
         self.timers[key] = loop.call_later(max(delay, 0.0) + 0.1, fire)
 

@@ -101,7 +101,7 @@ in one namespace never share it. */}}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get]
-# Events on CiJobs (kopf posts core/v1 Events).
+# Events on CiJobs: the operator's own and kopf's warnings, both core/v1 Events.
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
