@@ -1,4 +1,4 @@
-"""kopf's settings: event handlers only, pods filtered by the API server, paged listing."""
+"""kopf's settings: event handlers, server-side pod filter, paged listing, brief workers."""
 
 from __future__ import annotations
 
@@ -44,3 +44,12 @@ def test_configure_installs_the_empty_diff_base() -> None:
     settings = kopf.OperatorSettings()
     configure(settings)
     assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+
+
+def test_idle_object_workers_exit_soon_but_do_not_spin() -> None:
+    # kopf's worker keeps the object's last event while it waits; with a zero timeout its
+    # wait_for would time out at once, forever, while events are queued.
+    settings = kopf.OperatorSettings()
+    default = settings.queueing.idle_timeout
+    configure(settings)
+    assert 0 < settings.queueing.idle_timeout < default
