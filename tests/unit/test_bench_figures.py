@@ -1,0 +1,43 @@
+"""The benchmark's arithmetic: request counter deltas, the operator's writes, percentiles."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from bench import load, probes
+
+
+def test_a_delta_keeps_only_what_grew() -> None:
+    before = Counter({("POST", "pods"): 5, ("GET", "pods"): 2})
+    after = Counter({("POST", "pods"): 8, ("GET", "pods"): 2, ("PATCH", "cijobs/status"): 3})
+    assert probes.diff(after, before) == Counter(
+        {("POST", "pods"): 3, ("PATCH", "cijobs/status"): 3}
+    )
+
+
+def test_the_operator_writes_exclude_the_users_and_the_simulators() -> None:
+    delta = Counter(
+        {
+            ("POST", "cijobs"): 10,  # the load client's
+            ("POST", "pods/binding"): 10,  # the simulator's
+            ("PATCH", "pods/status"): 30,  # the simulator's
+            ("POST", "pods"): 10,
+            ("PATCH", "cijobs/status"): 25,
+        }
+    )
+    assert probes.operator_writes(delta) == Counter(
+        {("POST", "pods"): 10, ("PATCH", "cijobs/status"): 25}
+    )
+
+
+def test_percentiles_are_values_that_were_measured() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert load.percentiles(values) == {"p50": 51.0, "p90": 91.0, "p99": 100.0, "max": 100.0}
+    assert load.percentiles([7.0]) == {"p50": 7.0, "p90": 7.0, "p99": 7.0, "max": 7.0}
+
+
+def test_process_figures_are_read_from_proc() -> None:
+    stats = probes.proc_stats(os.getpid())
+    assert stats.cpu_seconds > 0
+    assert 0 < stats.rss_mb <= stats.peak_rss_mb
