@@ -63,6 +63,12 @@ class OperatorConfig(BaseModel):
     events: bool = Field(
         default=True, description="Post Kubernetes Events on the CiJob for its transitions."
     )
+    workers: int = Field(
+        default=32,
+        ge=1,
+        le=512,
+        description="Jobs reconciled at once; the API client keeps twice as many connections.",
+    )
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> OperatorConfig:

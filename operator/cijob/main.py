@@ -51,7 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def _api_client(kubeconfig: str | None) -> client.ApiClient:
+async def _api_client(kubeconfig: str | None, workers: int) -> client.ApiClient:
     cfg = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG")
     if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -60,8 +60,9 @@ async def _api_client(kubeconfig: str | None) -> client.ApiClient:
         )
     else:
         config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    # One connection per concurrent request: the default pool of 4 serialises busy bursts.
-    cfg.connection_pool_maxsize = 64
+    # A connection for every request the workers (a pod create and a status patch each, at
+    # most) and the event poster make at once: the default pool of 4 serialises busy bursts.
+    cfg.connection_pool_maxsize = 2 * workers
     if not any(os.environ.get(v) for v in _PROXY_VARIABLES):
         # With trust_env, aiohttp looks up proxies and reads ~/.netrc in a thread on every
         # request; without a proxy to find, that is only cost.
@@ -87,7 +88,7 @@ def _login_from(api_client: client.ApiClient) -> kopf.ConnectionInfo:
 
 
 async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None:
-    api_client = await _api_client(args.kubeconfig)
+    api_client = await _api_client(args.kubeconfig, operator_config.workers)
     namespaces = args.namespace or operator_config.namespaces
     kube = Kube(api_client)
     events = EventPoster(kube)

@@ -31,8 +31,6 @@ EventSink = Callable[[Body, str, str, str], None]
 # A pod stuck before the kubelet enforces activeDeadlineSeconds (never scheduled, say) is
 # failed by the operator this long after the job's own timeout.
 DEADLINE_SLACK_SECONDS = 30
-# Jobs reconciled at once: about the client's connection pool, so none waits for a connection.
-WORKERS = 32
 # A reconcile that failed (the API server unreachable, say) is tried again after this
 # many seconds, doubled on each failure up to the maximum.
 RETRY_FIRST_SECONDS = 0.5
@@ -47,7 +45,7 @@ def _now() -> datetime:
 class Reconciler:
     """Keeps the newest of what the watches showed, and makes each job's writes from it.
 
-    The watches only record objects and queue their job's key; `WORKERS` workers reconcile
+    The watches only record objects and queue their job's key; `config.workers` workers reconcile
     the queued keys, never two on one job (the sample-controller's shape)."""
 
     kube: Kube
@@ -105,9 +103,9 @@ class Reconciler:
 
     # -- the workers -----------------------------------------------------------------------
 
-    async def work(self, workers: int = WORKERS) -> None:
+    async def work(self) -> None:
         """Reconciles queued jobs until cancelled."""
-        await asyncio.gather(*(self._worker() for _ in range(workers)))
+        await asyncio.gather(*(self._worker() for _ in range(self.config.workers)))
 
     async def _worker(self) -> None:
         while True:

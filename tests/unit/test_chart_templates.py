@@ -445,6 +445,7 @@ def test_every_config_value_reaches_the_model() -> None:
     sets = [
         "afterScriptTimeoutSeconds=120",
         "events=false",
+        "workers=8",
         "defaults.image=registry.example.com/ci/ruby:3.3",
     ]
     # A fraction of a second needs --set-json (or a values file): --set makes it a string.
@@ -454,6 +455,7 @@ def test_every_config_value_reaches_the_model() -> None:
     assert config.afterScriptTimeoutSeconds == 120
     assert config.credentialHelperTimeoutSeconds == 2.5
     assert config.events is False
+    assert config.workers == 8
     assert config.defaults.image == "registry.example.com/ci/ruby:3.3"
 
 

@@ -113,6 +113,8 @@ def test_reads_the_process_environment_when_none_is_given(
         "imagePullGraceSeconds: -1",
         "afterScriptTimeoutSeconds: 0",
         "credentialHelperTimeoutSeconds: 0",
+        "workers: 0",
+        "workers: 100000",
         "defaults: {services: [{alias: db}]}",
     ],
 )

@@ -72,6 +72,7 @@ in one namespace never share it. */}}
   "afterScriptTimeoutSeconds" .Values.afterScriptTimeoutSeconds
   "credentialHelperTimeoutSeconds" .Values.credentialHelperTimeoutSeconds
   "events" .Values.events
+  "workers" (int .Values.workers)
 }}
 {{- with .Values.allowedPullPolicies }}
 {{- $_ := set $config "allowedPullPolicies" . }}
