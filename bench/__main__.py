@@ -127,8 +127,9 @@ async def run_batch_jobs(api: Api, n: int) -> dict[str, float]:
     return {"pods_s": t_pods - t0, "done_s": t_done - t0, "kcm_ms": kcm_ms}
 
 
-async def run_ceiling(api: Api, n: int) -> dict[str, float]:
-    """A tight client creating N pods directly; the simulator completes them."""
+async def run_ceiling(api: Api, n: int, rendered: bool = False) -> dict[str, float]:
+    """A tight client creating N pods directly; the simulator completes them. Bare pods, or
+    (`rendered`) the pods the operator renders for the same jobs."""
     ns = await namespace(api, "bench-ceiling")
     pods = load.Times()
     watches = [
@@ -138,7 +139,12 @@ async def run_ceiling(api: Api, n: int) -> dict[str, float]:
     async def body() -> tuple[float, float, float]:
         t0 = time.monotonic()
         await load.create_all(
-            api, load.PODS.format(ns=ns), (load.bare_pod(f"p{i}") for i in range(n))
+            api,
+            load.PODS.format(ns=ns),
+            (
+                load.rendered_pod(f"p{i}", ns) if rendered else load.bare_pod(f"p{i}")
+                for i in range(n)
+            ),
         )
         return t0, await load.until(pods, n, "seen", 600), await load.until(pods, n, "done", 600)
 
@@ -312,6 +318,8 @@ async def main_async(args: argparse.Namespace) -> int:
         cluster.restart_controller_manager(echo=say)
         say(f"throughput: ceiling, {n} pods created directly by a tight async client")
         ceiling = await with_cpu(run_ceiling(api, n), n, idle, *SERVER)
+        say(f"throughput: the same with the pods the operator renders for {n} CiJobs")
+        own_pods = await with_cpu(run_ceiling(api, n, rendered=True), n, idle, *SERVER)
 
         row(f"CiJobs: all {n} pods exist s", f"{op['pods_s']:.2f}")
         row(
@@ -331,6 +339,12 @@ async def main_async(args: argparse.Namespace) -> int:
             "ceiling: all pods Succeeded s",
             f"{ceiling['done_s']:.2f}",
             f"= {n / ceiling['done_s']:.0f} pods/s",
+        )
+        row(
+            "ceiling with the operator's pods: all Succeeded s",
+            f"{own_pods['done_s']:.2f}",
+            f"= {n / own_pods['done_s']:.0f} pods/s; "
+            f"ratio operator/it {own_pods['done_s'] / op['done_s']:.2f}",
         )
 
         latencies = {}
@@ -356,7 +370,8 @@ async def main_async(args: argparse.Namespace) -> int:
             "API server + etcd CPU per job ms",
             f"{op['cpu_ms']:.2f}",
             f"Job controller (default limits) {jc_default['cpu_ms']:.2f}; "
-            f"(operator's limits) {jc_same['cpu_ms']:.2f}; ceiling {ceiling['cpu_ms']:.2f}",
+            f"(operator's limits) {jc_same['cpu_ms']:.2f}; ceiling {ceiling['cpu_ms']:.2f}, "
+            f"with the operator's pods {own_pods['cpu_ms']:.2f}",
         )
         row("operator peak RSS MB (throughput run)", f"{op['peak_rss_mb']:.0f}")
 

@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cijob.config import OperatorConfig
+from cijob.job import job_from_body
+from cijob.render.pod import get_pod
 from testground.kubeapi import Api
 
 Json = dict[str, Any]
@@ -61,6 +64,20 @@ def bare_pod(name: str) -> Json:
             ],
         },
     }
+
+
+def rendered_pod(name: str, namespace: str) -> Json:
+    """The pod the operator renders for `cijob(name)`, as a bare pod: without its owner
+    reference (the garbage collector would delete it) and with the ceiling's label."""
+    job = cijob(name)
+    job["metadata"].update(namespace=namespace, uid="bench")
+    pod = dict(get_pod(job_from_body(job), 1, OperatorConfig()))
+    pod["metadata"] = {
+        "name": name,
+        "labels": {CEILING_LABEL: "true"},
+        "annotations": pod["metadata"].get("annotations", {}),
+    }
+    return pod
 
 
 @dataclass

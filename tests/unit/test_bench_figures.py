@@ -41,3 +41,12 @@ def test_process_figures_are_read_from_proc() -> None:
     stats = probes.proc_stats(os.getpid())
     assert stats.cpu_seconds > 0
     assert 0 < stats.rss_mb <= stats.peak_rss_mb
+
+
+def test_the_second_ceiling_creates_the_operators_own_pods_without_an_owner() -> None:
+    pod = load.rendered_pod("p1", "ns")
+    assert pod["metadata"]["labels"] == {load.CEILING_LABEL: "true"}
+    assert "ownerReferences" not in pod["metadata"]  # the garbage collector would delete it
+    bare = load.bare_pod("p1")
+    assert len(str(pod["spec"])) > len(str(bare["spec"]))  # the script, the CI variables
+    assert pod["spec"]["containers"][0]["image"] == load.cijob("p1")["spec"]["image"]
