@@ -106,6 +106,20 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None
     def startup(settings: kopf.OperatorSettings, **_: object) -> None:
         configure(settings)
 
+    workers: list[asyncio.Task[None]] = []
+
+    async def stop_workers() -> None:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        workers.clear()
+        await events.close()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: object) -> None:
+        # Before kopf's own exit, which waits 5 s for any task still running in the loop.
+        await stop_workers()
+
     # Our own endpoint, not kopf's: a standby replica has no kopf running yet, and must still
     # pass its probes while it waits for the Lease.
     running: list[asyncio.Task[None]] = []
@@ -117,8 +131,8 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None
         task = asyncio.current_task()
         if task is not None:
             running.append(task)
-        workers = asyncio.create_task(reconciler.work(), name="cijob workers")
-        running.append(workers)
+        workers.append(asyncio.create_task(reconciler.work(), name="cijob workers"))
+        running.extend(workers)
         try:
             await kopf.operator(
                 registry=registry,
@@ -127,9 +141,7 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None
                 clusterwide=not namespaces,
             )
         finally:
-            workers.cancel()
-            await asyncio.gather(workers, return_exceptions=True)
-            await events.close()
+            await stop_workers()  # kopf runs no cleanup handlers when it is cancelled
 
     try:
         if not args.leader_elect:
