@@ -109,19 +109,18 @@ class Reconciler:
 
     async def _worker(self) -> None:
         while True:
-            key = await self.queue.get()
-            try:
-                await self._reconcile_or_retry(key)
-            finally:
-                self.queue.done(key)
+            await self._process(await self.queue.get())
 
     async def drain(self) -> None:
         """Reconciles every queued job, in this task: what the workers do, for tests."""
         while (key := self.queue.get_nowait()) is not None:
-            try:
-                await self._reconcile_or_retry(key)
-            finally:
-                self.queue.done(key)
+            await self._process(key)
+
+    async def _process(self, key: Key) -> None:
+        try:
+            await self._reconcile_or_retry(key)
+        finally:
+            self.queue.done(key)
 
     async def _reconcile_or_retry(self, key: Key) -> None:
         try:
