@@ -30,9 +30,6 @@ class WorkQueue(Generic[K]):
         # One token per queued key: asyncio.Queue wakes exactly one waiting worker per key.
         self._tokens: asyncio.Queue[None] = asyncio.Queue()
 
-    def __len__(self) -> int:
-        return len(self._lanes[0]) + len(self._lanes[1])
-
     @property
     def busy(self) -> bool:
         """Anything queued or being processed."""
