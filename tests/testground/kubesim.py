@@ -65,6 +65,7 @@ class _Run:
     pod_ip: str | None = None
     start_time: str = ""
     deadline: float | None = None  # time.monotonic() at which activeDeadlineSeconds expires
+    started: float | None = None  # time.monotonic() of the pod's startTime, once it has one
     last_status: Json | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     released: Behaviour | None = None
@@ -491,6 +492,14 @@ class KubeSim:
             return
         if not run.terminal:
             run.pod = pod
+            ads = spec.get("activeDeadlineSeconds")
+            if ads is not None and run.started is not None:
+                # The kubelet reads activeDeadlineSeconds at every sync: a lowered one (how the
+                # operator stops an attempt) ends the pod as soon as it has passed.
+                deadline = run.started + float(ads)
+                if deadline != run.deadline:
+                    run.deadline = deadline
+                    run.wake.set()
         if meta.get("deletionTimestamp") and not run.deleting:
             run.deleting = True
             if run.task is not None and not run.task.done():
@@ -638,9 +647,10 @@ class KubeSim:
             return
         status = pod.get("status") or {}
         run.start_time = status.get("startTime") or podstatus.now()
+        run.started = time.monotonic()
         ads = spec.get("activeDeadlineSeconds")
         if ads is not None:
-            run.deadline = time.monotonic() + float(ads)
+            run.deadline = run.started + float(ads)
         default_wait = r.POD_INITIALIZING if spec.get("initContainers") else r.CONTAINER_CREATING
         run.states = {c["name"]: podstatus.waiting(default_wait) for c, _ in run.containers()}
         b = run.behaviour
