@@ -7,11 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cijob.cache import GONE, Cache
+from cijob.config import OperatorConfig
+from cijob.job import job_from_body
+from cijob.lifecycle import status as st
 from cijob.lifecycle.limits import DEADLINE_SLACK_SECONDS, within_limits
-from cijob.lifecycle.observe import Observation
+from cijob.lifecycle.observe import Observation, observe_pod
 from cijob.lifecycle.refusals import classify
 from cijob.ownership import held_by_a_cijob, is_controlled_by
 from cijob.render import names
+from cijob.render.pod import get_pod
 from cijob.timers import Backoff
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
@@ -153,3 +157,38 @@ def test_a_resync_prunes_only_what_was_held_before_the_listing_and_is_not_listed
     assert dropped == [("ns", "a")]
     assert set(c.jobs) == {("ns", "b"), ("ns", "c")}
     assert c.pods == {}
+
+
+def _failed_pod(message: str | None, code: int = 1) -> dict[str, object]:
+    term: dict[str, object] = {"exitCode": code, "reason": "Error", "finishedAt": _stamp(0)}
+    if message is not None:
+        term["message"] = message
+    return {
+        "metadata": {"name": "j-1"},
+        "spec": {"containers": [{"name": "build", "image": "alpine"}]},
+        "status": {
+            "phase": "Failed",
+            "startTime": _stamp(10),
+            "containerStatuses": [{"name": "build", "state": {"terminated": term}}],
+        },
+    }
+
+
+def test_a_failed_scripts_last_lines_reach_the_status_capped_at_2_kib() -> None:
+    obs = observe_pod(_failed_pod("$ make test\nerror: 3 tests failed\n"), NOW, 60)
+    assert obs.log_tail == "$ make test\nerror: 3 tests failed\n"
+    status = st.from_observation({}, obs, 1, NOW)
+    assert status["logTail"] == obs.log_tail
+    assert st.attempt_record({"attempt": 1}, obs)["logTail"] == obs.log_tail
+    long = observe_pod(_failed_pod("x" * 5000 + "END"), NOW, 60)
+    assert long.log_tail is not None and len(long.log_tail.encode()) == 2048
+    assert long.log_tail.endswith("END")
+    assert observe_pod(_failed_pod(None), NOW, 60).log_tail is None
+
+
+def test_the_build_container_keeps_its_logs_end_as_termination_message() -> None:
+    job = job_from_body(
+        {"metadata": {"name": "j", "namespace": "ns", "uid": "u"}, "spec": {"script": ["true"]}}
+    )
+    pod = get_pod(job, 1, OperatorConfig.model_validate({"defaults": {"image": "alpine"}}))
+    assert pod["spec"]["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"

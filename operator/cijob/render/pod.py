@@ -225,6 +225,9 @@ def get_pod(
         "workingDir": workdir,
         "env": [*env_refs, *_env(build_env)],
         "volumeMounts": [{"name": "builds", "mountPath": BUILDS_DIR}],
+        # A failed script's last lines become the container's termination message, which
+        # the operator copies to status.logTail: the reason is on the resource.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if command is not None:
         build["command"] = command
