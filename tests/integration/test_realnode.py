@@ -227,7 +227,10 @@ def test_cancel_stops_a_really_running_script(
     node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
     start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
-    cijobs.create(namespace, "long", spec(node.image("sh"), ["echo started", "sleep 600"]))
+    after = ['echo "after_script saw CI_JOB_STATUS=$CI_JOB_STATUS"']
+    cijobs.create(
+        namespace, "long", spec(node.image("sh"), ["echo started", "sleep 600"], afterScript=after)
+    )
     cijobs.wait_phase(namespace, "long", "Running", timeout=TIMEOUT)
     began = time.monotonic()
     cijobs.patch_spec(namespace, "long", {"cancel": True})
@@ -246,7 +249,10 @@ def test_cancel_stops_a_really_running_script(
         timeout=90,
         what="the pod ended by the kubelet",
     )
-    assert "started" in build_log(cijobs, namespace, "long-1")
+    log = build_log(cijobs, namespace, "long-1")
+    assert "started" in log
+    # GitLab's after_script on cancel: the launcher stopped the script, then ran it
+    assert "after_script saw CI_JOB_STATUS=canceled" in log, log
 
 
 def test_operators_config_json_credentials_and_a_wrong_digest_is_refused(

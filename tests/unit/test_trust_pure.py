@@ -192,3 +192,14 @@ def test_the_build_container_keeps_its_logs_end_as_termination_message() -> None
     )
     pod = get_pod(job, 1, OperatorConfig.model_validate({"defaults": {"image": "alpine"}}))
     assert pod["spec"]["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_the_grace_period_of_a_job_with_after_script_covers_its_limit() -> None:
+    body = {"metadata": {"name": "j", "namespace": "ns", "uid": "u"}, "spec": {"script": ["x"]}}
+    config = OperatorConfig.model_validate(
+        {"defaults": {"image": "alpine"}, "afterScriptTimeoutSeconds": 120}
+    )
+    assert "terminationGracePeriodSeconds" not in get_pod(job_from_body(body), 1, config)["spec"]
+    body["spec"] = {"script": ["x"], "afterScript": ["cleanup"]}
+    pod = get_pod(job_from_body(body), 1, config)
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 130
