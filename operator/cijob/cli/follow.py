@@ -1,0 +1,383 @@
+"""`cijob run`, `cijob wait` and `cijob logs`: a job on the cluster, followed from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import ConfigException
+
+from cijob import api
+from cijob.cli import status as st
+from cijob.cli.convert import converted
+from cijob.cli.kubeopts import Kube, add_flags, connect
+from cijob.cli.manifests import ManifestError, read_cijobs
+from cijob.durations import parse_duration
+from cijob.render import names
+from cijob.render.pod import BUILD_CONTAINER
+
+# How often the job and its pod are read while waiting (a poll, not a watch: one CLI, one job).
+POLL_SECONDS = 0.5
+# How long --replace waits for the old CiJob (and its pods, by foreground deletion) to go.
+REPLACE_WAIT_SECONDS = 60.0
+# Room left in a 60-character name for generateName's 5 random characters.
+GENERATE_PREFIX_LENGTH = 54
+INTERRUPTED = 130
+Json = dict[str, Any]
+
+
+class Fail(Exception):
+    """A failure of the command itself (not of the job): message, exit code 1."""
+
+
+def _duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(parse_duration(text))
+    except ValueError as exc:
+        raise Fail(f"--timeout: {exc}") from None
+
+
+class Out:
+    """Where progress goes: stderr, and only on a terminal; colour only there too."""
+
+    def __init__(self, json_output: bool) -> None:
+        self.tty = sys.stderr.isatty()
+        self.colour = self.tty and not os.environ.get("NO_COLOR")
+        self.json = json_output
+        self._last = ""
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def progress(self, line: str | None) -> None:
+        if self.tty and line and line != self._last:
+            self._last = line
+            print(self._paint(f"… {line}", "2"), file=sys.stderr, flush=True)
+
+    def note(self, line: str) -> None:
+        print(f"cijob: {line}", file=sys.stderr, flush=True)
+
+    def header(self, line: str) -> None:
+        print(self._paint(f"── {line} ──", "1"), file=sys.stderr, flush=True)
+
+    def closing(self, job: Json) -> None:
+        s = job.get("status") or {}
+        line = st.closing_line(job)
+        code = "32" if s.get("phase") == "Succeeded" else "31"
+        print(self._paint(line, code), file=sys.stderr, flush=True)
+        if self.json:
+            print(json.dumps(st.summary(job)), flush=True)
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own message (the Status body), else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(exc.reason or exc.status)
+
+
+def get_job(kube: Kube, name: str) -> Json | None:
+    try:
+        job: Json = kube.custom.get_namespaced_custom_object(
+            api.GROUP, api.VERSION, kube.namespace, api.PLURAL, name
+        )
+        return job
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def get_pod(kube: Kube, name: str) -> Json | None:
+    try:
+        pod: Json = kube.api.sanitize_for_serialization(
+            kube.core.read_namespaced_pod(name, kube.namespace)
+        )
+        return pod
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def stream_log(kube: Kube, pod: str, container: str, follow: bool, out: Out) -> bool:
+    """Copies the container's log to stdout (live with `follow`); False, with a note, if the
+    kubelet cannot serve it."""
+    try:
+        resp = kube.core.read_namespaced_pod_log(
+            pod, kube.namespace, container=container, follow=follow, _preload_content=False
+        )
+        target = sys.stderr.buffer if out.json else sys.stdout.buffer
+        for chunk in resp.stream(1024):
+            target.write(chunk)
+            target.flush()
+        resp.release_conn()
+        return True
+    except ApiException as exc:
+        out.note(f"the log of {pod}/{container} is not available: {api_message(exc)}")
+        return False
+
+
+class Follower:
+    """Waits for a job to end, printing progress and (with `logs`) each attempt's build log."""
+
+    def __init__(self, kube: Kube, name: str, out: Out, logs: bool) -> None:
+        self.kube, self.name, self.out, self.logs = kube, name, out, logs
+        self.streams: dict[int, threading.Thread] = {}
+        self.headed: set[int] = set()
+
+    def _stream(self, attempt: int, follow: bool) -> None:
+        pod = names.pod_name(self.name, attempt)
+        if attempt not in self.headed:
+            self.headed.add(attempt)
+            self.out.header(f"attempt {attempt}: pod {pod}")
+        t = threading.Thread(
+            target=stream_log,
+            args=(self.kube, pod, BUILD_CONTAINER, follow, self.out),
+            daemon=True,
+        )
+        self.streams[attempt] = t
+        t.start()
+
+    def step(self) -> Json:
+        """One look at the job (and its pod); returns the job."""
+        job = get_job(self.kube, self.name)
+        if job is None:
+            raise Fail(f"CiJob {self.kube.namespace}/{self.name} not found (deleted?)")
+        status = job.get("status") or {}
+        attempt = status.get("attempt") or 0
+        pod = get_pod(self.kube, status["podName"]) if status.get("podName") else None
+        self.out.progress(st.progress(job, pod))
+        if self.logs and attempt and attempt not in self.streams and st.build_started(pod):
+            self._stream(attempt, follow=not st.is_terminal(status))
+        return job
+
+    def finish(self, job: Json) -> None:
+        """After the end: the logs of attempts never streamed, and the streams' last lines."""
+        if not self.logs:
+            return
+        last = (job.get("status") or {}).get("attempt") or 0
+        for attempt in range(1, last + 1):
+            if attempt not in self.streams and get_pod(
+                self.kube, names.pod_name(self.name, attempt)
+            ):
+                self._stream(attempt, follow=False)
+            self.streams[attempt].join(timeout=30) if attempt in self.streams else None
+
+    def run(self, timeout: float | None) -> Json:
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        while True:
+            job = self.step()
+            if st.is_terminal(job.get("status") or {}):
+                self.finish(job)
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError
+            time.sleep(POLL_SECONDS)
+
+
+def _cancel(kube: Kube, name: str) -> None:
+    kube.custom.patch_namespaced_custom_object(
+        api.GROUP, api.VERSION, kube.namespace, api.PLURAL, name, {"spec": {"cancel": True}}
+    )
+
+
+def _ask_cancel(name: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    try:
+        answer = input(f"\ncancel CiJob {name}? [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def follow_to_end(kube: Kube, name: str, args: argparse.Namespace, logs: bool) -> int:
+    """Follows the job to its end; the exit code the command returns."""
+    out = Out(args.output == "json")
+    follower = Follower(kube, name, out, logs)
+    timeout = _duration(args.timeout)
+    cancelled = False
+    while True:
+        try:
+            job = follower.run(timeout)
+            break
+        except TimeoutError:
+            out.note(f"CiJob {name} did not end within {args.timeout}; it is left running")
+            return 1
+        except KeyboardInterrupt:
+            if cancelled:
+                out.note(f"stopped following CiJob {name}")
+                return INTERRUPTED
+            if getattr(args, "cancel_on_interrupt", False) or _ask_cancel(name):
+                _cancel(kube, name)
+                cancelled = True
+                out.note(f"canceling CiJob {name} (Ctrl-C again to stop waiting)")
+                continue
+            out.note(f"CiJob {name} is left running: cijob wait {name} -n {kube.namespace}")
+            return INTERRUPTED
+    out.closing(job)
+    return st.exit_code(job.get("status") or {})
+
+
+def create(kube: Kube, manifest: Json, replace: bool, out: Out) -> str:
+    """Creates the CiJob; a taken name is replaced (`replace`) or gets a generated suffix."""
+    body = copy.deepcopy(manifest)
+    body.setdefault("metadata", {})
+    body["metadata"].pop("namespace", None)
+    name = body["metadata"]["name"]
+    args = (api.GROUP, api.VERSION, kube.namespace, api.PLURAL)
+    try:
+        created: Json = kube.custom.create_namespaced_custom_object(*args, body)
+        return str(created["metadata"]["name"])
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    if replace:
+        kube.custom.delete_namespaced_custom_object(
+            *args, name, body={"propagationPolicy": "Foreground"}
+        )
+        deadline = time.monotonic() + REPLACE_WAIT_SECONDS
+        while get_job(kube, name) is not None:
+            if time.monotonic() > deadline:
+                raise Fail(f"CiJob {name} was not deleted within {REPLACE_WAIT_SECONDS:.0f} s")
+            time.sleep(POLL_SECONDS)
+        created = kube.custom.create_namespaced_custom_object(*args, body)
+        out.note(f"replaced CiJob {name}")
+        return str(created["metadata"]["name"])
+    del body["metadata"]["name"]
+    body["metadata"]["generateName"] = name[:GENERATE_PREFIX_LENGTH].rstrip("-") + "-"
+    created = kube.custom.create_namespaced_custom_object(*args, body)
+    fresh = str(created["metadata"]["name"])
+    out.note(f"CiJob {name} exists already: created {fresh} (--replace replaces it)")
+    return fresh
+
+
+def _manifest_for_run(args: argparse.Namespace) -> Json:
+    if args.filename:
+        if args.source:
+            raise Fail("give either -f FILE or a GitLab CI file and a job, not both")
+        docs = read_cijobs(args.filename)
+        if len(docs) != 1:
+            raise Fail(f"{args.filename}: holds {len(docs)} CiJobs; run takes one")
+        return docs[0]
+    if not args.source or len(args.source) != 2:
+        raise Fail("usage: cijob run -f job.yaml | cijob run .gitlab-ci.yml JOB")
+    result = converted(args.source[0], [args.source[1]], args.strict)
+    if result is None or not result.manifests:
+        raise Fail(f"{args.source[0]}: job {args.source[1]!r} was not converted")
+    return result.manifests[0]
+
+
+def _run(args: argparse.Namespace) -> int:
+    manifest = _manifest_for_run(args)
+    kube = connect(args)
+    if args.namespace is None and manifest["metadata"].get("namespace"):
+        kube.namespace = manifest["metadata"]["namespace"]
+    out = Out(args.output == "json")
+    name = create(kube, manifest, args.replace, out)
+    out.note(f"created CiJob {kube.namespace}/{name}")
+    return follow_to_end(kube, name, args, logs=args.follow)
+
+
+def _wait(args: argparse.Namespace) -> int:
+    kube = connect(args)
+    if get_job(kube, args.job) is None:
+        raise Fail(f"CiJob {kube.namespace}/{args.job} not found")
+    return follow_to_end(kube, args.job, args, logs=False)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    kube = connect(args)
+    out = Out(False)
+    job = get_job(kube, args.job)
+    if job is None:
+        raise Fail(f"CiJob {kube.namespace}/{args.job} not found")
+    status = job.get("status") or {}
+    attempt = args.attempt or status.get("attempt")
+    if not attempt:
+        raise Fail(f"CiJob {args.job} has no pod yet (phase {status.get('phase') or 'none'})")
+    if attempt > (status.get("attempt") or 0):
+        raise Fail(f"CiJob {args.job} has no attempt {attempt} (latest {status.get('attempt')})")
+    pod = names.pod_name(args.job, attempt)
+    if get_pod(kube, pod) is None:
+        raise Fail(
+            f"pod {pod} no longer exists, and this version keeps no log archive: the log of "
+            f"attempt {attempt} is gone"
+        )
+    return 0 if stream_log(kube, pod, args.container, args.follow, out) else 1
+
+
+def _guard(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = func(args)
+            return result
+        except (Fail, ManifestError, ConfigException) as exc:
+            print(f"cijob: {exc}", file=sys.stderr)
+            return 1
+        except ApiException as exc:
+            print(f"cijob: the API server said {exc.status}: {api_message(exc)}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"cijob: cannot reach the cluster: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def add(sub: Any) -> None:
+    run = sub.add_parser("run", help="create a CiJob and wait for it (with --follow, its log)")
+    run.add_argument(
+        "source",
+        nargs="*",
+        metavar="GITLAB_CI_FILE JOB",
+        help="a .gitlab-ci.yml and one of its jobs (instead of -f)",
+    )
+    run.add_argument("-f", "--filename", help="a CiJob manifest (- for stdin)")
+    run.add_argument("--follow", action="store_true", help="stream the build log, every attempt")
+    run.add_argument("--replace", action="store_true", help="replace a CiJob of the same name")
+    run.add_argument("--strict", action="store_true", help="as for convert")
+    run.add_argument(
+        "--cancel-on-interrupt", action="store_true", help="Ctrl-C cancels the job without asking"
+    )
+    for p, func in ((run, _run),):
+        p.set_defaults(func=_guard(func))
+    wait = sub.add_parser("wait", help="wait for a CiJob to end; exit with its exit code")
+    wait.add_argument("job", help="the CiJob's name")
+    wait.set_defaults(func=_guard(_wait))
+    for p in (run, wait):
+        p.add_argument("--timeout", help="give up waiting after this long (1h, 30m, 90s)")
+        p.add_argument(
+            "-o",
+            "--output",
+            choices=["text", "json"],
+            default="text",
+            help="json: one object with the outcome on stdout",
+        )
+        add_flags(p)
+    logs = sub.add_parser("logs", help="print a CiJob's build log (live from its pod)")
+    logs.add_argument("job", help="the CiJob's name")
+    logs.add_argument("-f", "--follow", action="store_true", help="stream while it runs")
+    logs.add_argument("--attempt", type=int, help="attempt number (default: the latest)")
+    logs.add_argument(
+        "-c",
+        "--container",
+        default=BUILD_CONTAINER,
+        help="container (default build; services by their names)",
+    )
+    add_flags(logs)
+    logs.set_defaults(func=_guard(_logs))
