@@ -82,6 +82,12 @@ def _effective(name: str, job: Map, defaults: Map) -> Map:
     return out
 
 
+def _var_pos(holder: Map, name: str) -> Pos | None:
+    """The line of variable `name` in `holder`'s `variables:` (else of the key itself)."""
+    block = holder.get("variables")
+    return block.at(name) if isinstance(block, Map) else holder.at("variables")
+
+
 def _variables(ctx: fields.Ctx, config: Map, job: Map) -> dict[str, str]:
     globals_, g_expanding = fields.variables(ctx, config.get("variables"), config.at("variables"))
     inherited = {k: v for k, v in globals_.items() if _inherits(job, "variables", k)}
@@ -89,14 +95,15 @@ def _variables(ctx: fields.Ctx, config: Map, job: Map) -> dict[str, str]:
     merged = {**inherited, **own}
     expanding = [n for n in dict.fromkeys([*g_expanding, *o_expanding]) if n in merged]
     if expanding:
+        first = expanding[0]
         ctx.warn(
-            job.at("variables") if own else config.at("variables"),
+            _var_pos(job, first) if first in own else _var_pos(config, first),
             f"variables {', '.join(expanding)} refer to other variables: GitLab expands them, "
             "the CiJob passes them as written (the script's shell sees the text)",
         )
     for git in keywords.GIT_VARIABLES:
         if git in merged:
-            where = job.at("variables") if git in own else config.at("variables")
+            where = _var_pos(job, git) if git in own else _var_pos(config, git)
             ctx.warn(
                 where,
                 f"{git} is not carried out: the CRD has no spec.source yet, so "
