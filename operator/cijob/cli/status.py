@@ -118,7 +118,7 @@ def progress(job: Json, pod: Json | None) -> str | None:
             return f"pulling or starting {images.get(BUILD_CONTAINER)}"
         if w:
             return f"build ({images.get(BUILD_CONTAINER)}): {w[0]} {w[1]}".rstrip()
-        if (c.get("state") or {}).get("running"):
+        if "running" in (c.get("state") or {}):
             return "running the script"
     if pstatus.get("phase") == "Pending":
         return "pod pending"
@@ -129,6 +129,6 @@ def build_started(pod: Json | None) -> bool:
     """Whether the build container has started (running or finished): its log exists."""
     for c in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
         state = c.get("state") or {}
-        if c.get("name") == BUILD_CONTAINER and (state.get("running") or state.get("terminated")):
+        if c.get("name") == BUILD_CONTAINER and ("running" in state or "terminated" in state):
             return True
     return False
