@@ -1,0 +1,237 @@
+"""`cijob run`, `wait` and `logs` as a user runs them, against the real control plane with the
+operator and the kubelet simulator: exit codes, the closing line, names taken, retries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from integration.conftest import OperatorFactory
+from integration.support import ROOT, CiJobs
+from testground.kubesim import KubeSim
+from testground.plans import Behaviour
+from testground.waits import wait_for
+
+pytestmark = pytest.mark.cluster
+
+SPEC = {"image": "alpine:3.20", "script": ["make test"]}
+
+
+def cijob(kubeconfig: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it (stderr is no terminal: no progress, no colour)."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
+    return subprocess.run(
+        [sys.executable, "-m", "cijob.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def manifest(tmp_path: Path, name: str, spec: dict[str, object] | None = None) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "cijob.dev/v1alpha1",
+                "kind": "CiJob",
+                "metadata": {"name": name},
+                "spec": spec or SPEC,
+            }
+        )
+    )
+    return str(path)
+
+
+def test_kubesim_run_exits_with_the_scripts_exit_code(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "broken", Behaviour.exits(3))
+    proc = cijob(kubeconfig, "run", "-f", manifest(tmp_path, "broken"), "-n", namespace)
+    assert proc.returncode == 3, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("broken: Failed (ScriptFailure), exit code 3, attempt 1, "), last
+    assert "\033[" not in proc.stderr  # no colour off a terminal
+    assert proc.stdout == ""
+
+
+def test_kubesim_run_success_and_json_output(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "fine", Behaviour.succeeds())
+    proc = cijob(kubeconfig, "run", "-f", manifest(tmp_path, "fine"), "-n", namespace, "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["name"] == "fine" and out["namespace"] == namespace
+    assert (out["phase"], out["exitCode"], out["attempt"], out["cliExitCode"]) == (
+        "Succeeded",
+        0,
+        1,
+        0,
+    )
+    assert out["durationSeconds"] is not None
+
+
+def test_kubesim_run_failure_not_the_scripts_exits_one(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "nopull", Behaviour.invalid_image())
+    proc = cijob(kubeconfig, "run", "-f", manifest(tmp_path, "nopull"), "-n", namespace)
+    assert proc.returncode == 1, proc.stderr
+    assert "nopull: Failed (ImagePullFailed)" in proc.stderr
+
+
+def test_kubesim_run_a_gitlab_ci_job(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+    cijobs: CiJobs,
+) -> None:
+    start_operator()
+    (tmp_path / ".gitlab-ci.yml").write_text(
+        "default: {image: ruby:2.6, services: [postgres:11.7], before_script: [bundle install]}\n"
+        "test:\n  script: [bundle exec rake spec]\n  artifacts: {paths: [x]}\n"
+    )
+    kubesim.plan_job(namespace, "test", Behaviour.exits(2))
+    proc = cijob(kubeconfig, "run", str(tmp_path / ".gitlab-ci.yml"), "test", "-n", namespace)
+    assert proc.returncode == 2, proc.stderr
+    assert "artifacts is not carried out" in proc.stderr
+    job = cijobs.get(namespace, "test")
+    assert job is not None
+    assert job["metadata"]["annotations"]["cijob.dev/gitlab-job"] == "test"
+    assert job["spec"]["services"] == ["postgres:11.7"]
+
+
+def test_kubesim_run_does_not_overwrite_a_taken_name_and_replace_does(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+    cijobs: CiJobs,
+) -> None:
+    start_operator()
+    kubesim.default = Behaviour.succeeds()
+    path = manifest(tmp_path, "again")
+    assert cijob(kubeconfig, "run", "-f", path, "-n", namespace).returncode == 0
+    first_uid = cijobs.get(namespace, "again")["metadata"]["uid"]  # type: ignore[index]
+    second = cijob(kubeconfig, "run", "-f", path, "-n", namespace, "-o", "json")
+    assert second.returncode == 0, second.stderr
+    fresh = json.loads(second.stdout)["name"]
+    assert fresh.startswith("again-") and fresh != "again"
+    assert "CiJob again exists already: created " + fresh in second.stderr
+    assert cijobs.get(namespace, "again")["metadata"]["uid"] == first_uid  # type: ignore[index]
+    third = cijob(kubeconfig, "run", "-f", path, "-n", namespace, "--replace")
+    assert third.returncode == 0, third.stderr
+    assert "replaced CiJob again" in third.stderr
+    assert cijobs.get(namespace, "again")["metadata"]["uid"] != first_uid  # type: ignore[index]
+
+
+def test_kubesim_run_follow_across_a_retry(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "flaky", Behaviour.exits(1), attempt=1)
+    kubesim.plan_job(namespace, "flaky", Behaviour.succeeds(), attempt=2)
+    spec = {**SPEC, "retry": {"max": 1}}
+    proc = cijob(
+        kubeconfig, "run", "-f", manifest(tmp_path, "flaky", spec), "-n", namespace, "--follow"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "── attempt 1: pod flaky-1 ──" in proc.stderr
+    assert "── attempt 2: pod flaky-2 ──" in proc.stderr
+    # the simulator runs no container: the kubelet's log endpoint is not there, and it says so
+    assert "the log of flaky-1/build is not available" in proc.stderr
+    assert "flaky: Succeeded, exit code 0, attempt 2" in proc.stderr
+
+
+def test_kubesim_wait_and_its_timeout(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    cijobs: CiJobs,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "slow", Behaviour.held(exit_code=4))
+    cijobs.create(namespace, "slow", SPEC)
+    cijobs.wait_phase(namespace, "slow", "Running")
+    proc = cijob(kubeconfig, "wait", "slow", "-n", namespace, "--timeout", "1s")
+    assert proc.returncode == 1
+    assert "did not end within 1s; it is left running" in proc.stderr
+    kubesim.release(namespace, "slow-1")
+    proc = cijob(kubeconfig, "wait", "slow", "-n", namespace)
+    assert proc.returncode == 4, proc.stderr
+    assert "slow: Failed (ScriptFailure), exit code 4" in proc.stderr
+
+
+def test_kubesim_wait_and_logs_of_a_missing_job(
+    namespace: str, kubeconfig: Path, crds: list[str]
+) -> None:
+    for command in ("wait", "logs"):
+        proc = cijob(kubeconfig, command, "nothing", "-n", namespace)
+        assert proc.returncode == 1
+        assert f"CiJob {namespace}/nothing not found" in proc.stderr
+
+
+def test_kubesim_logs_say_why_there_is_none(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    cijobs: CiJobs,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "done", Behaviour.succeeds())
+    cijobs.create(namespace, "done", SPEC)
+    cijobs.wait_phase(namespace, "done")
+    proc = cijob(kubeconfig, "logs", "done", "-n", namespace)
+    assert proc.returncode == 1
+    assert "the log of done-1/build is not available" in proc.stderr
+    assert (
+        "has no attempt 5"
+        in cijob(kubeconfig, "logs", "done", "-n", namespace, "--attempt", "5").stderr
+    )
+    cijobs.core.delete_namespaced_pod("done-1", namespace, grace_period_seconds=0)
+    wait_for("pod done-1 to be gone", lambda: cijobs.pod(namespace, "done-1") is None)
+    proc = cijob(kubeconfig, "logs", "done", "-n", namespace)
+    assert proc.returncode == 1
+    assert "pod done-1 no longer exists, and this version keeps no log archive" in proc.stderr
+
+
+def test_kubesim_context_and_kubeconfig_flags(
+    namespace: str, kubeconfig: Path, crds: list[str]
+) -> None:
+    proc = cijob(kubeconfig, "wait", "x", "-n", namespace, "--context", "no-such-context")
+    assert proc.returncode == 1 and "no-such-context" in proc.stderr
+    proc = cijob(kubeconfig, "wait", "x", "-n", namespace, "--kubeconfig", str(kubeconfig))
+    assert proc.returncode == 1 and "not found" in proc.stderr
