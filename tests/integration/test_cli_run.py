@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,65 @@ def test_kubesim_context_and_kubeconfig_flags(
     assert proc.returncode == 1 and "no-such-context" in proc.stderr
     proc = cijob(kubeconfig, "wait", "x", "-n", namespace, "--kubeconfig", str(kubeconfig))
     assert proc.returncode == 1 and "not found" in proc.stderr
+
+
+def _interrupted_run(
+    kubeconfig: Path, path: str, namespace: str, cijobs: CiJobs, name: str, *extra: str
+) -> tuple[int, str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cijob.cli", "run", "-f", path, "-n", namespace, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        cijobs.wait_phase(namespace, name, "Running")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+def test_kubesim_run_ctrl_c_cancels_with_cancel_on_interrupt(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+    cijobs: CiJobs,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "stopme", Behaviour.held())
+    code, err = _interrupted_run(
+        kubeconfig,
+        manifest(tmp_path, "stopme"),
+        namespace,
+        cijobs,
+        "stopme",
+        "--cancel-on-interrupt",
+    )
+    assert code == 1, err
+    assert "canceling CiJob stopme" in err
+    assert "stopme: Canceled (Canceled)" in err
+    assert cijobs.get(namespace, "stopme")["status"]["phase"] == "Canceled"  # type: ignore[index]
+
+
+def test_kubesim_run_ctrl_c_without_a_terminal_leaves_the_job_running(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+    cijobs: CiJobs,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "keep", Behaviour.held())
+    code, err = _interrupted_run(kubeconfig, manifest(tmp_path, "keep"), namespace, cijobs, "keep")
+    assert code == 130, err
+    assert f"CiJob keep is left running: cijob wait keep -n {namespace}" in err
+    assert cijobs.get(namespace, "keep")["status"]["phase"] == "Running"  # type: ignore[index]
