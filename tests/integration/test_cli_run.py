@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -298,3 +300,61 @@ def test_kubesim_run_ctrl_c_without_a_terminal_leaves_the_job_running(
     assert code == 130, err
     assert f"CiJob keep is left running: cijob wait keep -n {namespace}" in err
     assert cijobs.get(namespace, "keep")["status"]["phase"] == "Running"  # type: ignore[index]
+
+
+def test_kubesim_run_shows_progress_and_colour_on_a_terminal(
+    start_operator: OperatorFactory,
+    kubesim: KubeSim,
+    namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    start_operator()
+    kubesim.plan_job(namespace, "tty", Behaviour.held())
+    master, slave = pty.openpty()
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(ROOT / "operator")}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cijob.cli",
+            "run",
+            "-f",
+            manifest(tmp_path, "tty"),
+            "-n",
+            namespace,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(slave)
+    seen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        # the pod is held until the command has shown that the script runs
+        wait_for("progress on the terminal", lambda: b"running the script" in seen, timeout=60)
+        kubesim.release(namespace, "tty-1")
+        assert proc.wait(timeout=60) == 0
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert "\033[2m… running the script\033[0m" in text
+    assert "\033[32mtty: Succeeded, exit code 0, attempt 1," in text

@@ -119,3 +119,29 @@ def test_build_started() -> None:
     assert st.build_started(
         _pod(containerStatuses=[{"name": "build", "state": {"terminated": {}}}])
     )
+
+
+def test_event_lines_once_each_in_order() -> None:
+    events = [
+        {
+            "metadata": {"uid": "b"},
+            "reason": "Started",
+            "count": 1,
+            "message": "Started container postgres",
+            "lastTimestamp": "2026-12-01T10:00:02Z",
+        },
+        {
+            "metadata": {"uid": "a"},
+            "reason": "Pulling",
+            "count": 1,
+            "message": 'Pulling image "ruby:2.6"',
+            "lastTimestamp": "2026-12-01T10:00:01Z",
+        },
+        {"metadata": {"uid": "c"}, "reason": "Created", "count": 1, "message": "Created"},
+    ]
+    seen: set[str] = set()
+    assert st.event_lines(events, seen) == [
+        'Pulling image "ruby:2.6"',
+        "Started container postgres",
+    ]
+    assert st.event_lines(events, seen) == []

@@ -113,6 +113,14 @@ def get_pod(kube: Kube, name: str) -> Json | None:
         raise
 
 
+def pod_events(kube: Kube, pod: str) -> list[Json]:
+    found = kube.core.list_namespaced_event(
+        kube.namespace, field_selector=f"involvedObject.name={pod}"
+    )
+    events: list[Json] = kube.api.sanitize_for_serialization(found).get("items") or []
+    return events
+
+
 def stream_log(kube: Kube, pod: str, container: str, follow: bool, out: Out) -> bool:
     """Copies the container's log to stdout (live with `follow`); False, with a note, if the
     kubelet cannot serve it."""
@@ -138,6 +146,7 @@ class Follower:
         self.kube, self.name, self.out, self.logs = kube, name, out, logs
         self.streams: dict[int, threading.Thread] = {}
         self.headed: set[int] = set()
+        self.events: set[str] = set()
 
     def _stream(self, attempt: int, follow: bool) -> None:
         pod = names.pod_name(self.name, attempt)
@@ -161,6 +170,11 @@ class Follower:
         attempt = status.get("attempt") or 0
         pod = get_pod(self.kube, status["podName"]) if status.get("podName") else None
         self.out.progress(st.progress(job, pod))
+        if self.out.tty and pod is not None:
+            # Events name the image being pulled and the service being started; read only
+            # for a terminal, where progress is shown.
+            for line in st.event_lines(pod_events(self.kube, status["podName"]), self.events):
+                self.out.progress(line)
         if self.logs and attempt and attempt not in self.streams and st.build_started(pod):
             self._stream(attempt, follow=not st.is_terminal(status))
         return job

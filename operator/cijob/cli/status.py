@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -132,3 +132,22 @@ def build_started(pod: Json | None) -> bool:
         if c.get("name") == BUILD_CONTAINER and ("running" in state or "terminated" in state):
             return True
     return False
+
+
+# Pod events worth a progress line: the kubelet's own words for pulls, starts and failures.
+PROGRESS_EVENTS = frozenset(
+    {"Scheduled", "FailedScheduling", "Pulling", "Pulled", "Started", "Failed", "BackOff"}
+)
+
+
+def event_lines(events: Sequence[Json], seen: set[str]) -> list[str]:
+    """Messages of pod events not shown yet (oldest first); marks them in `seen`."""
+    out = []
+    ordered = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    for e in ordered:
+        uid = (e.get("metadata") or {}).get("uid") or ""
+        key = f"{uid}/{e.get('count')}"
+        if e.get("reason") in PROGRESS_EVENTS and key not in seen and e.get("message"):
+            seen.add(key)
+            out.append(str(e["message"]))
+    return out
