@@ -128,7 +128,7 @@ def _resolve(state: _State, entry: Any, pos: Pos | None) -> list[str]:
 def _expand(state: _State, rel: str, name: str, depth: int) -> Map:
     if depth > MAX_DEPTH:
         raise ConvertError(None, f"{name}: includes nested deeper than {MAX_DEPTH}")
-    config = load_config(state.root / rel, name)
+    config = load_config(state.root / rel, name, state.warn)
     if "include" not in config:
         return config
     merged = Map(config.pos)

@@ -3,12 +3,13 @@ the line of every key and item."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cijob.gitlab.errors import ConvertError, Pos
+from cijob.gitlab.errors import ConvertError, Pos, Warning_
 from cijob.gitlab.nodes import Map, Reference, Seq
 
 REFERENCE_TAG = "!reference"
@@ -85,7 +86,7 @@ def load_documents(text: str, name: str) -> list[Any]:
         loader.dispose()
 
 
-def load_config(path: Path, name: str) -> Map:
+def load_config(path: Path, name: str, warn: Callable[[Warning_], None] | None = None) -> Map:
     """The configuration of one CI file: its only document, or the one after a `spec:` header."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -96,6 +97,13 @@ def load_config(path: Path, name: str) -> Map:
     docs = [d for d in load_documents(text, name) if d is not None]
     if len(docs) == 2 and isinstance(docs[0], Map) and "spec" in docs[0]:
         # GitLab's header document (`spec: inputs:`) comes first; the config is the second.
+        if warn is not None:
+            warn(
+                Warning_(
+                    docs[0].at("spec"),
+                    "spec: inputs are not interpolated: $[[ inputs.* ]] stays as written",
+                )
+            )
         docs = docs[1:]
     if not docs:
         return Map(Pos(name, 1))
