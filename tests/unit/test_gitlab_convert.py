@@ -836,3 +836,13 @@ def test_extends_depth_limit_is_gitlabs(tmp_path: Path) -> None:
 
     assert specs(run(tmp_path, chain(11)))["job"]["image"] == "alpine"
     assert "extends nested too deep" in error(tmp_path, chain(12))
+
+
+def test_a_global_overridden_by_default_is_warned_once(tmp_path: Path) -> None:
+    result = run(
+        tmp_path, "image: ruby:2\ndefault: {image: ruby:3}\na: {script: [x]}\nb: {script: [y]}\n"
+    )
+    assert messages(result) == [
+        ".gitlab-ci.yml:1: warning: top-level image is overridden by default:image"
+    ]
+    assert {s["image"] for s in specs(result).values()} == {"ruby:3"}

@@ -30,6 +30,19 @@ REPLACE_WAIT_SECONDS = 60.0
 # Room left in a 60-character name for generateName's 5 random characters.
 GENERATE_PREFIX_LENGTH = 54
 INTERRUPTED = 130
+# How long, once the job has ended, a log stream may take to deliver its last lines.
+LOG_TAIL_SECONDS = 30.0
+# What the API server sets: a manifest from `kubectl get -o yaml` is created afresh without it.
+SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "namespace",
+)
 Json = dict[str, Any]
 
 
@@ -189,7 +202,8 @@ class Follower:
                 self.kube, names.pod_name(self.name, attempt)
             ):
                 self._stream(attempt, follow=False)
-            self.streams[attempt].join(timeout=30) if attempt in self.streams else None
+            if attempt in self.streams:
+                self.streams[attempt].join(timeout=LOG_TAIL_SECONDS)
 
     def run(self, timeout: float | None) -> Json:
         deadline = time.monotonic() + timeout if timeout is not None else None
@@ -250,8 +264,9 @@ def follow_to_end(kube: Kube, name: str, args: argparse.Namespace, logs: bool) -
 def create(kube: Kube, manifest: Json, replace: bool, out: Out) -> str:
     """Creates the CiJob; a taken name is replaced (`replace`) or gets a generated suffix."""
     body = copy.deepcopy(manifest)
-    body.setdefault("metadata", {})
-    body["metadata"].pop("namespace", None)
+    body.pop("status", None)
+    for key in SERVER_FIELDS:
+        body["metadata"].pop(key, None)
     name = body["metadata"]["name"]
     args = (api.GROUP, api.VERSION, kube.namespace, api.PLURAL)
     try:

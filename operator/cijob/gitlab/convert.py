@@ -123,7 +123,9 @@ def _warn_keys(ctx: fields.Ctx, job: Map) -> None:
             ctx.warn(job.at(key), f"{key} is not a GitLab job keyword; ignored")
 
 
-def convert_job(name: str, config: Map, stages: list[str], warn: Any) -> Manifest | None:
+def convert_job(
+    name: str, config: Map, stages: list[str], defaults: Map, warn: Any
+) -> Manifest | None:
     """The CiJob of job `name` of a resolved config; None for a job the CiJob cannot run."""
     raw = config[name]
     pos = config.at(name)
@@ -134,7 +136,7 @@ def convert_job(name: str, config: Map, stages: list[str], warn: Any) -> Manifes
     ctx = fields.Ctx(job=name, warn=job_warn)
     if not isinstance(raw, Map):
         raise ctx.error(pos, "a job must be a mapping")
-    job = _effective(name, raw, _defaults(config, warn))
+    job = _effective(name, raw, defaults)
     stage = job.get("stage", keywords.DEFAULT_STAGE)
     if stage not in stages:
         raise ctx.error(job.at("stage"), f"stage {stage!r} is not in stages ({', '.join(stages)})")
@@ -204,6 +206,7 @@ def convert(path: Path, jobs: list[str] | None = None, name: str | None = None) 
     if "cache" in config:
         warn(config.at("cache"), "top-level cache is not carried out: no cache is kept")
     stages = _stages(config)
+    defaults = _defaults(config, warn)
     names = job_names(config)
     if jobs:
         for wanted in jobs:
@@ -217,7 +220,7 @@ def convert(path: Path, jobs: list[str] | None = None, name: str | None = None) 
         names = [n for n in names if n in jobs]
     converted = []
     for job in names:
-        manifest = convert_job(job, config, stages, warn)
+        manifest = convert_job(job, config, stages, defaults, warn)
         if manifest is None and jobs:
             raise ConvertError(config.at(job), f"job {job!r} has no script for a pod to run")
         if manifest is not None:
