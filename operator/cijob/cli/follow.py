@@ -162,6 +162,9 @@ class Follower:
         self.events: set[str] = set()
 
     def _stream(self, attempt: int, follow: bool) -> None:
+        # An earlier attempt's log ends first: its container ended before this pod was made.
+        for earlier in self.streams.values():
+            earlier.join(timeout=LOG_TAIL_SECONDS)
         pod = names.pod_name(self.name, attempt)
         if attempt not in self.headed:
             self.headed.add(attempt)
