@@ -124,6 +124,7 @@ def test_kubesim_run_a_gitlab_ci_job(
     proc = cijob(kubeconfig, "run", str(tmp_path / ".gitlab-ci.yml"), "test", "-n", namespace)
     assert proc.returncode == 2, proc.stderr
     assert "artifacts is not carried out" in proc.stderr
+    assert "nothing is cloned" in proc.stderr
     job = cijobs.get(namespace, "test")
     assert job is not None
     assert job["metadata"]["annotations"]["cijob.dev/gitlab-job"] == "test"

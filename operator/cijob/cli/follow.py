@@ -311,6 +311,11 @@ def _manifest_for_run(args: argparse.Namespace) -> Json:
     result = converted(args.source[0], [args.source[1]], args.strict)
     if result is None or not result.manifests:
         raise Fail(f"{args.source[0]}: job {args.source[1]!r} was not converted")
+    print(
+        "cijob: note: the CRD has no spec.source yet: nothing is cloned, the script starts "
+        "in an empty /builds/<project>",
+        file=sys.stderr,
+    )
     return result.manifests[0]
 
 
