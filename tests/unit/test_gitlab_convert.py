@@ -846,3 +846,13 @@ def test_a_global_overridden_by_default_is_warned_once(tmp_path: Path) -> None:
         ".gitlab-ci.yml:1: warning: top-level image is overridden by default:image"
     ]
     assert {s["image"] for s in specs(result).values()} == {"ruby:3"}
+
+
+def test_include_paths_start_at_the_checkouts_root(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "ci").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "jobs.yml").write_text("lint: {script: [x]}\n")
+    main = tmp_path / "ci" / "pipeline.yml"
+    main.write_text("include: templates/jobs.yml\n")
+    assert [m["metadata"]["name"] for m in convert(main).manifests] == ["lint"]

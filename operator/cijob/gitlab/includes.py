@@ -2,7 +2,8 @@
 
 Every included file is merged in order, later ones over earlier ones, and the including file over
 them all (hashes deep-merged, anything else replaced). Local paths are relative to the project
-root (the main file's directory), with or without a leading `/`.
+root (the git checkout holding the main file, else its directory), with or without a leading
+`/`.
 """
 
 from __future__ import annotations
@@ -145,8 +146,18 @@ def _expand(state: _State, rel: str, name: str, depth: int) -> Map:
     return out
 
 
+def project_root(main: Path) -> Path:
+    """The git checkout holding `main` (GitLab's local paths start at the project's root), or
+    `main`'s directory outside a checkout."""
+    start = main.resolve().parent
+    for d in [start, *start.parents]:
+        if (d / ".git").exists():
+            return d
+    return start
+
+
 def load_with_includes(main: Path, name: str, warn: Warn) -> Map:
     """The main file with its local includes merged in; `name` is how messages call it."""
-    root = main.resolve().parent
+    root = project_root(main)
     state = _State(root=root, warn=warn, seen={main.resolve()})
-    return _expand(state, main.resolve().name, name, 0)
+    return _expand(state, main.resolve().relative_to(root).as_posix(), name, 0)
