@@ -179,3 +179,9 @@ def test_convert_then_render(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_kubectl_plugin_entry_point_is_declared() -> None:
     text = (REPO / "pyproject.toml").read_text()
     assert 'kubectl-cijob = "cijob.cli:kubectl_main"' in text
+
+
+def test_crd_command_writes_what_crds_holds(tmp_path: Path) -> None:
+    assert main(["crd", "--output", str(tmp_path)]) == 0
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        assert (tmp_path / path.name).read_text() == path.read_text()

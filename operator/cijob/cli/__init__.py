@@ -7,14 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from cijob.api.crd import manifests
+from cijob.api import crd as crd_api
 from cijob.cli import convert, follow, render
 
 
 def _crd(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in manifests().items():
+    for name, text in crd_api.manifests().items():
         (out / name).write_text(text)
         print(f"wrote {out / name}")
     return 0
