@@ -120,3 +120,32 @@ def test_wait_times_out_and_leaves_the_job(
     code = follow.follow_to_end(kube, "j", _args(timeout="0s"), logs=False)  # type: ignore[arg-type]
     assert code == 1
     assert "did not end within 0s; it is left running" in capfd.readouterr().err
+
+
+def test_logs_follow_waits_for_the_build_to_start(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(follow, "POLL_SECONDS", 0)
+    pending = {
+        "status": {
+            "containerStatuses": [
+                {"name": "build", "state": {"waiting": {"reason": "ContainerCreating"}}}
+            ]
+        }
+    }
+    kube = _Kube(
+        [_job("Pending", 1), _job("Running", 1), _job("Running", 1)],
+        {"j-1": pending},
+        {"j-1": b"hello\n"},
+    )
+    states = iter([pending, pending, RUNNING])
+    monkeypatch.setattr(
+        follow, "get_pod", lambda k, name: next(states, RUNNING) if name == "j-1" else None
+    )
+    monkeypatch.setattr(follow, "connect", lambda args: kube)
+    args = argparse.Namespace(job="j", follow=True, attempt=None, container="build")
+    assert follow._logs(args) == 0
+    out, err = capfd.readouterr()
+    assert out == "hello\n"
+    assert "waiting for the build of CiJob j to start" in err
+    assert kube.core.streamed == [("j-1", "build", True)]

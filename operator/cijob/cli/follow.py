@@ -18,7 +18,7 @@ from cijob import api
 from cijob.cli import status as st
 from cijob.cli.convert import converted
 from cijob.cli.kubeopts import Kube, add_flags, connect
-from cijob.cli.manifests import ManifestError, read_cijobs
+from cijob.cli.manifests import ManifestError, other_kinds, read_cijobs
 from cijob.durations import parse_duration
 from cijob.render import names
 from cijob.render.pod import BUILD_CONTAINER
@@ -305,6 +305,13 @@ def _manifest_for_run(args: argparse.Namespace) -> Json:
         docs = read_cijobs(args.filename)
         if len(docs) != 1:
             raise Fail(f"{args.filename}: holds {len(docs)} CiJobs; run takes one")
+        others = other_kinds(args.filename) if args.filename != "-" else []
+        if others:
+            print(
+                f"cijob: note: {args.filename} also holds {', '.join(others)}: run creates "
+                "only the CiJob (kubectl apply -f creates the rest)",
+                file=sys.stderr,
+            )
         return docs[0]
     if not args.source or len(args.source) != 2:
         raise Fail("usage: cijob run -f job.yaml | cijob run .gitlab-ci.yml JOB")
@@ -337,12 +344,32 @@ def _wait(args: argparse.Namespace) -> int:
     return follow_to_end(kube, args.job, args, logs=False)
 
 
+def _until_build_starts(kube: Kube, name: str, out: Out) -> Json:
+    """`logs -f` on a job whose build has not started: waits for it (or for the job's end)."""
+    said = False
+    while True:
+        job = get_job(kube, name)
+        if job is None:
+            raise Fail(f"CiJob {kube.namespace}/{name} not found")
+        status = job.get("status") or {}
+        pod = get_pod(kube, status["podName"]) if status.get("podName") else None
+        if st.is_terminal(status) or st.build_started(pod):
+            return job
+        if not said:
+            out.note(f"waiting for the build of CiJob {name} to start")
+            said = True
+        out.progress(st.progress(job, pod))
+        time.sleep(POLL_SECONDS)
+
+
 def _logs(args: argparse.Namespace) -> int:
     kube = connect(args)
     out = Out(False)
     job = get_job(kube, args.job)
     if job is None:
         raise Fail(f"CiJob {kube.namespace}/{args.job} not found")
+    if args.follow and args.attempt is None:
+        job = _until_build_starts(kube, args.job, out)
     status = job.get("status") or {}
     attempt = args.attempt or status.get("attempt")
     if not attempt:

@@ -40,7 +40,7 @@ def read_cijobs(path: str) -> list[Manifest]:
 
 def other_kinds(path: str) -> list[str]:
     """`Kind/name` of the documents that are not CiJobs (a Secret beside a job, say)."""
-    text = Path(path).read_text() if path != "-" else ""
+    text = Path(path).read_text()
     out = []
     for d in yaml.safe_load_all(text):
         if isinstance(d, dict) and d.get("kind") not in (None, api.KIND):
