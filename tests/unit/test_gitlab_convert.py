@@ -804,6 +804,18 @@ def test_selected_jobs_only(tmp_path: Path) -> None:
             None,
             "other.yml:2: error: YAML:",
         ),
+        (
+            "a:\n  image: Ruby:2.6\n  script: [x]\n",
+            {},
+            None,
+            ".gitlab-ci.yml:2: error: job 'a': image:",
+        ),
+        (
+            "a:\n  services:\n    - name: pg\n      alias: Bad_Alias\n  script: [x]\n",
+            {},
+            None,
+            ".gitlab-ci.yml:4: error: job 'a': services: alias 'Bad_Alias'",
+        ),
     ],
     ids=[
         "yaml",
@@ -819,6 +831,8 @@ def test_selected_jobs_only(tmp_path: Path) -> None:
         "no-script",
         "timeout",
         "yaml-in-include",
+        "image-reference",
+        "alias",
     ],
 )
 def test_bad_input_is_one_message_with_file_and_line(

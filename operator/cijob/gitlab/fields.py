@@ -7,17 +7,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cijob.api.rules import ALIASES
 from cijob.gitlab import retry as gl_retry
 from cijob.gitlab.errors import ConvertError, Pos
 from cijob.gitlab.keywords import PULL_POLICIES
 from cijob.gitlab.nodes import Map, Seq
 from cijob.gitlab.timeout import cijob_duration, parse_gitlab_duration
+from cijob.images import InvalidImageReference, parse_image
 
 _VAR_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _VARIABLE_KEYS = frozenset({"value", "description", "expand", "options"})
 _IMAGE_KEYS = frozenset({"name", "entrypoint", "pull_policy", "docker", "kubernetes"})
 _SERVICE_KEYS = _IMAGE_KEYS | {"alias", "command", "variables"}
 _RETRY_KEYS = frozenset({"max", "when", "exit_codes"})
+_ALIASES = re.compile(ALIASES)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,12 @@ def _name(ctx: Ctx, value: Any, pos: Pos | None, what: str, env: Mapping[str, st
             f"{what}: {value!r} refers to variables the file does not define "
             "(CI_* variables are GitLab's); set them or name the image",
         )
+        return name
+    try:
+        parse_image(name)
+    except InvalidImageReference as exc:
+        # the API server would refuse it at apply time; say so here, with the line
+        raise ctx.error(pos, f"{what}: {exc}") from None
     return name
 
 
@@ -160,6 +169,12 @@ def _service(ctx: Ctx, value: Any, pos: Pos | None, env: Mapping[str, str]) -> s
     if "alias" in value:
         if not isinstance(value["alias"], str):
             raise ctx.error(value.at("alias"), "services: alias must be a string")
+        if not _ALIASES.match(value["alias"]):
+            raise ctx.error(
+                value.at("alias"),
+                f"services: alias {value['alias']!r}: each alias must be a DNS-1123 label "
+                "(lowercase letters, digits and '-'), separated by commas or spaces",
+            )
         out["alias"] = value["alias"]
     for key in ("entrypoint", "command"):
         if key in value:
