@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from cijob.cli import follow
+from cijob.cli import follow, jobs
 
 Json = dict[str, Any]
 
@@ -142,9 +142,9 @@ def test_logs_follow_waits_for_the_build_to_start(
     monkeypatch.setattr(
         follow, "get_pod", lambda k, name: next(states, RUNNING) if name == "j-1" else None
     )
-    monkeypatch.setattr(follow, "connect", lambda args: kube)
+    monkeypatch.setattr(jobs, "connect", lambda args: kube)
     args = argparse.Namespace(job="j", follow=True, attempt=None, container="build")
-    assert follow._logs(args) == 0
+    assert jobs._logs(args) == 0
     out, err = capfd.readouterr()
     assert out == "hello\n"
     assert "waiting for the build of CiJob j to start" in err

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from cijob.api import crd as crd_api
-from cijob.cli import convert, follow, render
+from cijob.cli import convert, jobs, render
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def parser(prog: str = "cijob") -> argparse.ArgumentParser:
     crd.set_defaults(func=_crd)
     convert.add(sub)
     render.add(sub)
-    follow.add(sub)
+    jobs.add(sub)
     return top
 
 
