@@ -359,3 +359,27 @@ def test_kubesim_run_shows_progress_and_colour_on_a_terminal(
     text = seen.decode(errors="replace")
     assert "\033[2m… running the script\033[0m" in text
     assert "\033[32mtty: Succeeded, exit code 0, attempt 1," in text
+
+
+def test_kubectl_cijob_plugin(
+    kubeconfig: Path, namespace: str, crds: list[str], cijobs: CiJobs
+) -> None:
+    plugin = Path(sys.executable).parent / "kubectl-cijob"
+    assert plugin.exists(), f"{plugin} is missing: `make venv` installs the kubectl plugin"
+    cijobs.create(namespace, "plugged", {**SPEC, "cancel": True})
+    kubectl = ROOT / ".cluster" / "bin" / "kubectl"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PATH": f"{plugin.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        [str(kubectl), "cijob", "logs", "plugged", "-n", namespace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    # no operator runs here: the job has no pod, and the plugin says so as `cijob` would
+    assert proc.returncode == 1, proc.stderr
+    assert "CiJob plugged has no pod yet" in proc.stderr
