@@ -816,6 +816,7 @@ def test_selected_jobs_only(tmp_path: Path) -> None:
             None,
             ".gitlab-ci.yml:4: error: job 'a': services: alias 'Bad_Alias'",
         ),
+        (".t: {script: [x]}\nvariables: {A: b}\n", {}, None, ".gitlab-ci.yml:1: error: no jobs"),
     ],
     ids=[
         "yaml",
@@ -833,6 +834,7 @@ def test_selected_jobs_only(tmp_path: Path) -> None:
         "yaml-in-include",
         "image-reference",
         "alias",
+        "no-jobs",
     ],
 )
 def test_bad_input_is_one_message_with_file_and_line(

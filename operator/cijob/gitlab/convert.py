@@ -208,6 +208,9 @@ def convert(path: Path, jobs: list[str] | None = None, name: str | None = None) 
     stages = _stages(config)
     defaults = _defaults(config, warn)
     names = job_names(config)
+    if not names and not jobs:
+        # GitLab refuses such a pipeline too: there is nothing to run
+        raise ConvertError(config.pos, "no jobs (only hidden jobs and keywords)")
     if jobs:
         for wanted in jobs:
             if wanted not in config:
