@@ -185,3 +185,17 @@ def test_crd_command_writes_what_crds_holds(tmp_path: Path) -> None:
     assert main(["crd", "--output", str(tmp_path)]) == 0
     for path in sorted((REPO / "crds").glob("*.yaml")):
         assert (tmp_path / path.name).read_text() == path.read_text()
+
+
+def test_convert_from_stdin_finds_includes_in_the_current_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    (tmp_path / "jobs.yml").write_text("lint: {script: [x], tags: [t]}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO("include: jobs.yml\n"))
+    assert main(["convert", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == ["lint"]
+    assert "jobs.yml:1: warning: job 'lint': tags" in err

@@ -12,13 +12,15 @@ import yaml
 from cijob.gitlab.convert import Result, convert
 from cijob.gitlab.errors import ConvertError
 
+STDIN_NAME = ".gitlab-ci.yml"
+
 
 def add(sub: Any) -> None:
     p = sub.add_parser(
         "convert",
         help="turn the jobs of a .gitlab-ci.yml into CiJob manifests (for kubectl apply -f -)",
     )
-    p.add_argument("file", help="the GitLab CI file, e.g. .gitlab-ci.yml")
+    p.add_argument("file", help="the GitLab CI file, e.g. .gitlab-ci.yml (- for stdin)")
     p.add_argument("jobs", nargs="*", metavar="JOB", help="jobs to convert (default: all)")
     p.add_argument(
         "--strict", action="store_true", help="fail on anything the CiJobs do not carry out"
@@ -29,7 +31,12 @@ def add(sub: Any) -> None:
 def converted(file: str, jobs: list[str], strict: bool) -> Result | None:
     """The conversion, its warnings (or errors, when strict) printed on stderr; None on error."""
     try:
-        result = convert(Path(file), jobs or None, name=file)
+        if file == "-":
+            # stdin stands for a .gitlab-ci.yml in the current directory (for its includes)
+            text = sys.stdin.read()
+            result = convert(Path.cwd() / STDIN_NAME, jobs or None, name="<stdin>", text=text)
+        else:
+            result = convert(Path(file), jobs or None, name=file)
     except ConvertError as exc:
         print(f"cijob: {exc}", file=sys.stderr)
         return None

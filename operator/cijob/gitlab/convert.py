@@ -186,16 +186,21 @@ def job_names(config: Map) -> list[str]:
     return [k for k in config if k not in keywords.TOP_LEVEL and not k.startswith(".")]
 
 
-def load(path: Path, name: str | None = None) -> tuple[Map, list[Warning_]]:
+def load(
+    path: Path, name: str | None = None, text: str | None = None
+) -> tuple[Map, list[Warning_]]:
     """The configuration as GitLab sees it once includes, extends and references are done."""
     warnings: list[Warning_] = []
-    config = load_with_includes(path, name or str(path), warnings.append)
+    config = load_with_includes(path, name or str(path), warnings.append, text)
     return resolve_references(apply_extends(config)), warnings
 
 
-def convert(path: Path, jobs: list[str] | None = None, name: str | None = None) -> Result:
-    """The CiJobs of `jobs` (default: every job) of the file at `path`, in stage order."""
-    config, warnings = load(path, name)
+def convert(
+    path: Path, jobs: list[str] | None = None, name: str | None = None, text: str | None = None
+) -> Result:
+    """The CiJobs of `jobs` (default: every job) of the file at `path` (or of `text`, placed
+    at `path`), in stage order."""
+    config, warnings = load(path, name, text)
     result = Result(warnings=warnings)
 
     def warn(pos: Pos | None, message: str) -> None:

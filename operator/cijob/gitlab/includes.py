@@ -32,6 +32,7 @@ class _State:
     root: Path
     warn: Warn
     seen: set[Path] = field(default_factory=set)
+    main_text: str | None = None  # the main file's text when it came from stdin
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -129,7 +130,8 @@ def _resolve(state: _State, entry: Any, pos: Pos | None) -> list[str]:
 def _expand(state: _State, rel: str, name: str, depth: int) -> Map:
     if depth > MAX_DEPTH:
         raise ConvertError(None, f"{name}: includes nested deeper than {MAX_DEPTH}")
-    config = load_config(state.root / rel, name, state.warn)
+    text = state.main_text if depth == 0 else None
+    config = load_config(state.root / rel, name, state.warn, text)
     if "include" not in config:
         return config
     merged = Map(config.pos)
@@ -156,8 +158,11 @@ def project_root(main: Path) -> Path:
     return start
 
 
-def load_with_includes(main: Path, name: str, warn: Warn) -> Map:
-    """The main file with its local includes merged in; `name` is how messages call it."""
+def load_with_includes(main: Path, name: str, warn: Warn, text: str | None = None) -> Map:
+    """The main file with its local includes merged in; `name` is how messages call it.
+
+    With `text` (the file read from stdin), `main` only places it: includes are found from
+    `main`'s directory as for a file there."""
     root = project_root(main)
-    state = _State(root=root, warn=warn, seen={main.resolve()})
+    state = _State(root=root, warn=warn, seen={main.resolve()}, main_text=text)
     return _expand(state, main.resolve().relative_to(root).as_posix(), name, 0)

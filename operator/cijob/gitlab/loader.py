@@ -86,14 +86,24 @@ def load_documents(text: str, name: str) -> list[Any]:
         loader.dispose()
 
 
-def load_config(path: Path, name: str, warn: Callable[[Warning_], None] | None = None) -> Map:
-    """The configuration of one CI file: its only document, or the one after a `spec:` header."""
+def read_text(path: Path, name: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConvertError(None, f"{name}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConvertError(None, f"{name}: cannot be read: {exc}") from None
+
+
+def load_config(
+    path: Path,
+    name: str,
+    warn: Callable[[Warning_], None] | None = None,
+    text: str | None = None,
+) -> Map:
+    """The configuration of one CI file (`text`, else the file's): its only document, or the one
+    after a `spec:` header."""
+    text = read_text(path, name) if text is None else text
     docs = [d for d in load_documents(text, name) if d is not None]
     if len(docs) == 2 and isinstance(docs[0], Map) and "spec" in docs[0]:
         # GitLab's header document (`spec: inputs:`) comes first; the config is the second.
