@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes.aio import client
@@ -28,6 +28,10 @@ class KubeError(Exception):
         self.status = status
 
 
+class NotLeader(Exception):
+    """A write refused because this replica no longer holds the leader Lease."""
+
+
 def _json(what: str, status: int, body: bytes, ok: tuple[int, ...] = (200, 201)) -> Any:
     if status in ok:
         return json.loads(body) if body else None
@@ -37,8 +41,12 @@ def _json(what: str, status: int, body: bytes, ok: tuple[int, ...] = (200, 201))
 class Kube:
     """The API calls, each returning plain JSON data (no model objects on the hot path)."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, fence: Callable[[], bool] | None = None
+    ) -> None:
         self.client = api_client
+        # Checked before every write: False once this replica may have lost the Lease.
+        self.fence = fence
 
     async def _request(
         self, method: str, path: str, body: Any = None, content_type: str = JSON
@@ -54,6 +62,8 @@ class Kube:
             header_params={"Content-Type": content_type, "Accept": JSON},
             auth_settings=["BearerToken"],
         )
+        if method != "GET" and self.fence is not None and not self.fence():
+            raise NotLeader(f"{method} {path}: this replica does not hold the leader Lease")
         response = await self.client.call_api(method, url, headers, body, _preload_content=False)
         return response.status, await response.read()  # type: ignore[no-untyped-call]
 
