@@ -190,17 +190,26 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> int:
             running.append(task)
         workers.append(asyncio.create_task(reconciler.work(), name="cijob workers"))
         running.extend(workers)
-        try:
-            await kopf.operator(
+        operator = asyncio.create_task(
+            kopf.operator(
                 registry=registry,
                 standalone=True,
                 namespaces=namespaces,
                 clusterwide=not namespaces,
                 stop_flag=stop,
-            )
+            ),
+            name="kopf",
+        )
+        try:
+            # Waiting on the task, not in it: a cancel (the lease lost) reaches us at once,
+            # not after kopf's own shutdown, so the workers stop first.
+            await asyncio.wait([operator])
+            operator.result()
             stop.set()  # kopf returns only when told to stop (by `stop` or its own signals)
         finally:
             await stop_workers()  # kopf runs no cleanup handlers when it is cancelled
+            operator.cancel()
+            await asyncio.gather(operator, return_exceptions=True)
             _on_stop_signals(stop)
 
     try:
