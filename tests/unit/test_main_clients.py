@@ -47,3 +47,19 @@ def test_kopf_sends_the_same_user_agent_and_credentials() -> None:
         "Authorization": "Bearer t",
         "User-Agent": "cijob-operator/node-a-42",
     }
+
+
+def test_every_request_carries_the_user_agent() -> None:
+    cfg = client.Configuration(host="https://127.0.0.1:6443")
+
+    async def headers() -> dict[str, str]:
+        api = _api_client(cfg, 2, "cijob-operator/node-a-42")
+        try:
+            _, _, sent, _, _ = await api.param_serialize(
+                "PATCH", "/api/v1/namespaces/ns/pods/p", header_params={"Accept": "x"}
+            )
+            return dict(sent)
+        finally:
+            await api.close()  # type: ignore[no-untyped-call]
+
+    assert asyncio.run(headers())["User-Agent"] == "cijob-operator/node-a-42"
