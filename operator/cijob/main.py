@@ -174,7 +174,9 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> int:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: object) -> None:
-        # Before kopf's own exit, which waits 5 s for any task still running in the loop.
+        # Before kopf's own exit, which waits 5 s for any task still running in the loop:
+        # the workers, and kopf's own waiter on `stop` when a signal stopped it instead.
+        stop.set()
         await stop_workers()
 
     # Our own endpoint, not kopf's: a standby replica has no kopf running yet, and must still

@@ -141,3 +141,14 @@ def test_kubesim_a_frozen_leader_makes_no_write_after_it_lost_the_lease(
     assert holder(cijobs, namespace, "ha-freeze").endswith(pid_suffix(second))
     cijobs.create(namespace, "after", JOB)
     assert cijobs.wait_phase(namespace, "after")["status"]["phase"] == "Succeeded"
+
+
+def test_kubesim_without_election_a_stop_exits_0(
+    start_operator: OperatorFactory, cijobs: CiJobs, namespace: str, kubesim: KubeSim
+) -> None:
+    op = start_operator()
+    cijobs.create(namespace, "one", JOB)
+    assert cijobs.wait_phase(namespace, "one")["status"]["phase"] == "Succeeded"
+    assert op.proc is not None
+    op.proc.send_signal(signal.SIGTERM)
+    assert exit_status(op) == 0
