@@ -55,7 +55,7 @@ def test_kubesim_failure_reasons(
         assert status["exitCode"] == exit_code
     assert status["message"]
     assert status["conditions"][0]["status"] == "False"
-    events = cijobs.events(namespace, "job")
+    events = cijobs.wait_event(namespace, "job", reason)
     assert any(e["reason"] == reason and e["type"] == "Warning" for e in events), events
 
 
