@@ -418,6 +418,17 @@ def _names(kube: Kube, namespace: str) -> set[str]:
     return {line for line in out.split() if not line.startswith("event")}
 
 
+def no_namespace_terminating(kube: Kube) -> None:
+    """Waits until no namespace is being deleted: a cluster-wide operator sees their CiJobs,
+    and the API server refuses (403) new objects in them, earlier tests' jobs included."""
+
+    def terminating() -> list[str]:
+        items = json.loads(kube.kubectl("get", "namespaces", "-o", "json"))["items"]
+        return [n["metadata"]["name"] for n in items if n["status"]["phase"] == "Terminating"]
+
+    wait_for("no namespace to be Terminating", lambda: not terminating(), timeout=TIMEOUT)
+
+
 def _cluster_names(kube: Kube, release: str) -> set[str]:
     out = kube.kubectl(
         "get", "clusterroles,clusterrolebindings", "-o", "name",
@@ -438,6 +449,7 @@ def test_two_replicas_hand_over_then_upgrade_with_a_changed_crd_then_uninstall(
     release = Release(kube, home, release_for(home))
     release.secrets(node)
     before = _names(kube, home)
+    no_namespace_terminating(kube)
     release.install(values(image, node, replicaCount=2), tmp_path)  # a ClusterRole
     try:
         assert _cluster_names(kube, release.name), "the cluster-wide install made no ClusterRole"
