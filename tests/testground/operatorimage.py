@@ -18,6 +18,8 @@ only pushes it. Needs the Debian packages buildah, mmdebstrap, umoci and skopeo.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
@@ -82,6 +84,8 @@ REPOSITORY = f"{ociimages.REPOSITORY}/{NAME}"
 # that works everywhere.
 DRIVER = os.environ.get("CIJOB_BUILDAH_DRIVER", "overlay")
 PROGRESS_EVERY = 30.0
+# Images (and bases) kept in the cache, the most recently used first: each is ~110 MB (~70 MB).
+KEEP = 4
 
 Echo = Callable[[str], None]
 
@@ -212,19 +216,55 @@ def image_key(build_args: dict[str, str] | None = None) -> str:
 # --- the base ---------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One build of a key at a time: checkouts of one machine share the cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _prune(cache: Path, prefix: str, keep: int = KEEP) -> None:
+    """Removes all but the `keep` most recently used layouts named `prefix<key>`."""
+    found = [d for d in cache.glob(f"{prefix}*") if (d / "index.json").exists()]
+    found.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in found[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+        for suffix in (".log", ".lock"):
+            old.with_name(old.name + suffix).unlink(missing_ok=True)
+
+
+def _used(layout: Path) -> Path:
+    os.utime(layout)  # what _prune keeps
+    return layout
+
+
 def base(echo: Echo = print) -> tuple[Path, float]:
     """The base image's OCI layout (tag BASE_TAG), made if missing; and seconds spent on it."""
     cache = cache_root()
     final = cache / f"python-base-{base_key()}"
-    if (final / "index.json").exists():
-        return final, 0.0
+    with _locked(final.with_name(final.name + ".lock")):
+        if (final / "index.json").exists():
+            return _used(final), 0.0
+        made = _make_base(final, echo)
+    _prune(cache, "python-base-")
+    return made
+
+
+def _make_base(final: Path, echo: Echo) -> tuple[Path, float]:
+    cache = final.parent
     sources = _apt_sources()
     if sources is None:
         raise ImageBuildError(f"no Debian apt sources at {' or '.join(map(str, APT_SOURCES))}")
     began = time.monotonic()
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="python-base-", dir=cache))
-    log = tmp.parent / f"{tmp.name}.log"
+    log = final.with_name(final.name + ".log")
+    log.unlink(missing_ok=True)
     layout = tmp / "layout"
     try:
         _run("umoci", "init", "--layout", str(layout), log=log)
@@ -353,10 +393,18 @@ def ensure(echo: Echo = print, build_args: dict[str, str] | None = None) -> Buil
     key = image_key(build_args)
     cache = cache_root()
     final = cache / f"{NAME}-{key}"
-    meta = _meta(final)
-    if meta is not None and (final / "index.json").exists():
-        echo(f"operatorimage: {final.name} from the cache")
-        return _built(final, meta, cached=True)
+    with _locked(final.with_name(final.name + ".lock")):
+        meta = _meta(final)
+        if meta is not None and (final / "index.json").exists():
+            echo(f"operatorimage: {final.name} from the cache")
+            return _built(_used(final), meta, cached=True)
+        built = _build(key, final, echo, build_args)
+    _prune(cache, f"{NAME}-")
+    return built
+
+
+def _build(key: str, final: Path, echo: Echo, build_args: dict[str, str] | None) -> Built:
+    cache = final.parent
     began = time.monotonic()
     base_layout, base_seconds = base(echo)
     cache.mkdir(parents=True, exist_ok=True)

@@ -45,3 +45,23 @@ def test_key_follows_the_context_and_the_build_arguments(
     assert operatorimage.image_key({"CREDENTIAL_HELPERS": "ecr-login"}) != first
     module.write_text("print(2)\n")
     assert operatorimage.image_key() != first
+
+
+def test_prune_keeps_the_most_recently_used(tmp_path: Path) -> None:
+    import os
+
+    for i in range(6):
+        layout = tmp_path / f"cijob-operator-{i}"
+        layout.mkdir()
+        (layout / "index.json").write_text("{}")
+        (tmp_path / f"cijob-operator-{i}.log").write_text("log")
+        os.utime(layout, (1000 + i, 1000 + i))
+    (tmp_path / "cijob-operator-build-x").mkdir()  # a build under way: no index.json
+    operatorimage._prune(tmp_path, "cijob-operator-", keep=2)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "cijob-operator-4",
+        "cijob-operator-5",
+        "cijob-operator-4.log",
+        "cijob-operator-5.log",
+        "cijob-operator-build-x",
+    }
