@@ -289,6 +289,10 @@ def succeeded(cijobs: CiJobs, namespace: str, name: str, release: Release) -> st
     return build_log(cijobs, namespace, status["podName"])
 
 
+def node_layout(kube: Kube) -> realnode.NodeLayout:
+    return realnode.NodeLayout(realnode.cluster.Layout(kube.cluster.kubeconfig.resolve().parent))
+
+
 def liveness_failures(kube: Kube, release: Release) -> list[str]:
     """The operator pods' failed liveness probes. (A readiness probe may fail once while
     Python starts, before /healthz listens: that only delays Ready.)"""
@@ -387,6 +391,10 @@ def test_namespaced_install_runs_jobs_in_cluster_and_reaches_nothing_else(
         assert release.refused() == [], release.explain()
         (after,) = release.ready(1)
         assert after == pod
+        # Its API connections came through the node's relay of the kubernetes Service.
+        ip = release.pods()[0]["status"]["podIP"]
+        relay = node_layout(kube).cluster.log("socat").read_text()
+        assert f"accepting connection from AF=2 {ip}:" in relay, relay[-2000:]
         status_of = release.pods()[0]["status"]["containerStatuses"][0]
         assert status_of["restartCount"] == 0, release.explain()
         assert liveness_failures(kube, release) == []

@@ -406,6 +406,8 @@ def _api_relay(layout: NodeLayout, state: NodeState, echo: Echo) -> None:
     lock.unlink(missing_ok=True)  # a relay killed with SIGKILL leaves it; we hold the node lock
     argv = [
         _tool("socat", "socat"),
+        # Notices too: each accepted connection and its peer, so a test can see who came.
+        "-d",
         "-d",
         f"-L{lock}",
         f"TCP-LISTEN:{API_SERVICE_PORT},bind={cluster.SERVICE_IP},fork,reuseaddr",
