@@ -273,6 +273,16 @@ class Reconciler:
         """Creates the attempt's Secret and Pod, then records the attempt in the status; or
         says in the status why it cannot (yet)."""
         name = names.pod_name(job.name, attempt)
+        if self.cache.attempt_pod(key, job.uid, attempt) is GONE:
+            # This attempt's pod was made, and deleted before its status write landed: one pod
+            # per attempt, so it is recorded as made, and its next look finds it deleted.
+            new = st.build(
+                status, phase="Pending", generation=job.generation, now=now, attempt=attempt,
+                pod_name=name, attempts=attempts,
+            )  # fmt: skip
+            await self._write(body, status, new, events)
+            self.queue.add(key)
+            return
         try:
             pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
             created, pod = await self.kube.create_pod(

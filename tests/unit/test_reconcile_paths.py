@@ -439,3 +439,14 @@ def test_a_resync_drops_jobs_and_pods_a_watch_gap_hid_the_deletion_of() -> None:
 
     assert asyncio.run(resync()) is False
     assert (h.r.cache.jobs, h.r.cache.pods, h.r.cache.written) == ({}, {}, {})
+
+
+def test_an_attempts_pod_deleted_before_its_status_landed_is_not_made_twice() -> None:
+    h = Harness()
+    h.kube.status_fails = True
+    h.apply()  # the pod is made; the status write that would say so fails
+    assert h.kube.writes("create pod") == [("create pod", "j-1")]
+    h.kube.status_fails = False
+    h.pod_gone("j-1")  # deleted meanwhile, by someone else
+    assert h.kube.writes("create pod") == [("create pod", "j-1")]
+    assert (h.status["phase"], h.status["reason"]) == ("Failed", "PodDeleted")
