@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tests")]
 
-from bench import load, probes  # noqa: E402
+from bench import attribution, ground, load, probes  # noqa: E402
 from integration.support import Operator  # noqa: E402
 from testground import cluster  # noqa: E402
 from testground.kubeapi import Api, load_endpoint  # noqa: E402
@@ -70,7 +71,7 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
     op = start_operator(kubeconfig, ns, work)
     try:
         before_cpu = probes.proc_stats(op.proc.pid).cpu_seconds  # type: ignore[union-attr]
-        before = await probes.request_counts(api)
+        before = await probes.requests(api)
         pods, jobs = load.Times(), load.Times()
         watches = cijob_watches(api, ns, pods, jobs)
 
@@ -85,7 +86,7 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
 
         t0, t_pods, t_done = await load.with_watches(watches, body())
         await asyncio.sleep(1.0)  # late writes (there should be none) still count
-        delta = probes.diff(await probes.request_counts(api), before)
+        delta = (await probes.requests(api)).since(before)
         stats = probes.proc_stats(op.proc.pid)  # type: ignore[union-attr]
         return {
             "ns": ns,
@@ -206,7 +207,7 @@ async def run_scale(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, 
         stats = probes.proc_stats(op.proc.pid)  # type: ignore[union-attr]
     finally:
         op.stop()
-    before = await probes.request_counts(api)
+    before = await probes.requests(api)
     t0 = time.monotonic()
     fresh = Operator(kubeconfig, [ns], work / f"{ns}-restart", log_level="warning").start()
     t_healthy = time.monotonic() - t0
@@ -219,7 +220,7 @@ async def run_scale(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, 
                 last, quiet_since = cpu, time.monotonic()
             await asyncio.sleep(0.1)
         t_ready = quiet_since - t0
-        writes = probes.operator_writes(probes.diff(await probes.request_counts(api), before))
+        writes = attribution.writes((await probes.requests(api)).since(before).operator)
         restart = probes.proc_stats(fresh.proc.pid)  # type: ignore[union-attr]
     finally:
         fresh.stop()
@@ -240,7 +241,7 @@ SERVER = ("kube-apiserver", "etcd")
 
 def cpu_seconds(*names: str) -> float:
     """CPU seconds the test ground's processes of these names have used so far."""
-    state = cluster.status()
+    state = cluster.status(ground.ROOT_DIR)
     assert state is not None, "the test ground is not up"
     return sum(probes.proc_stats(state.pids[name]).cpu_seconds for name in names)
 
@@ -269,14 +270,13 @@ def fmt_counts(delta: Counter[probes.Key], n: int) -> str:
     return "; ".join(parts)
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    state, _ = cluster.up(echo=lambda line: say(line))
-    kubeconfig = str(state.kubeconfig)
+async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
+    admin = str(state.kubeconfig)  # the load client's and the simulator's
     subprocess.run(
         [
-            str(ROOT / ".cluster/bin/kubectl"),
+            str(cluster.Layout(ground.ROOT_DIR).binary("kubectl")),
             "--kubeconfig",
-            kubeconfig,
+            admin,
             "apply",
             "--server-side",
             "--force-conflicts",
@@ -286,18 +286,20 @@ async def main_async(args: argparse.Namespace) -> int:
         check=True,
         capture_output=True,
     )
-    work = ROOT / ".cluster" / "bench"
+    work = ground.ROOT_DIR / "operators"
     work.mkdir(parents=True, exist_ok=True)
     sim = KubeSim(
-        kubeconfig,
+        admin,
         selectors=("cijob.dev/job", "batch.kubernetes.io/job-name", load.CEILING_LABEL),
         record=False,
         check_references=False,
         max_pods=10**6,
     ).start()
-    api = Api(load_endpoint(kubeconfig), connections=64)
+    api = Api(load_endpoint(admin), connections=64)
     n = args.n
     try:
+        say(f"the operator's account {attribution.USER}, its requests counted by FlowSchemas")
+        kubeconfig = str(await ground.operator_kubeconfig(api, Path(admin)))
         say("idle: the API server's and etcd's CPU with nothing to do, for 5 s")
         idle = await idle_cpu(*SERVER)
         say(f"throughput: {n} CiJobs through the operator")
@@ -306,16 +308,16 @@ async def main_async(args: argparse.Namespace) -> int:
             f"throughput: {n} batch/v1 Jobs, Job controller at its default client limits "
             "(20 QPS, burst 30)"
         )
-        cluster.restart_controller_manager(qps=20, burst=30, echo=say)
+        cluster.restart_controller_manager(ground.ROOT_DIR, qps=20, burst=30, echo=say)
         jc_default = await with_cpu(run_batch_jobs(api, n), n, idle, *SERVER)
         say(
             "throughput: the same with the operator's limits (the operator's client has none: "
             "QPS 10000)"
         )
-        cluster.restart_controller_manager(qps=10000, burst=10000, echo=say)
+        cluster.restart_controller_manager(ground.ROOT_DIR, qps=10000, burst=10000, echo=say)
         jc_same = await with_cpu(run_batch_jobs(api, n), n, idle, *SERVER)
         kcm_ms = jc_same["kcm_ms"]
-        cluster.restart_controller_manager(echo=say)
+        cluster.restart_controller_manager(ground.ROOT_DIR, echo=say)
         say(f"throughput: ceiling, {n} pods created directly by a tight async client")
         ceiling = await with_cpu(run_ceiling(api, n), n, idle, *SERVER)
         say(f"throughput: the same with the pods the operator renders for {n} CiJobs")
@@ -357,10 +359,17 @@ async def main_async(args: argparse.Namespace) -> int:
                     " ".join(f"{k} {v:.0f}" for k, v in p.items()),
                 )
 
-        writes = probes.operator_writes(op["delta"])
-        per_job_writes = sum(writes.values()) / n
+        delta: probes.Requests = op["delta"]
+        writes = attribution.writes(delta.operator)
+        per_job_writes = attribution.per_job(writes, n)
         row("API writes per job (operator)", f"{per_job_writes:.2f}", fmt_counts(writes, n))
-        row("API requests per job (all clients)", fmt_counts(op["delta"], n))
+        reads = attribution.reads(delta.operator)
+        row(
+            "API reads per job (operator)",
+            f"{attribution.per_job(reads, n):.2f}",
+            fmt_counts(reads, n),
+        )
+        row("API requests per job (all clients)", fmt_counts(delta.all, n))
         row(
             "operator CPU per job ms",
             f"{op['cpu_per_job'] * 1000:.2f}",
@@ -435,7 +444,17 @@ def main() -> int:
     p.add_argument("--latency-seconds", type=float, default=20.0)
     p.add_argument("--scale", type=int, default=10000, help="CiJobs stored for the scale run")
     args = p.parse_args()
-    return asyncio.run(main_async(args))
+    try:
+        state = ground.up(say)
+    except cluster.ClusterError as e:
+        say(f"cannot start the benchmark's own test ground: {e}")
+        return 1
+    # SIGTERM unwinds like Ctrl-C, so the control plane is stopped either way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return asyncio.run(main_async(args, state))
+    finally:
+        ground.down(say)
 
 
 if __name__ == "__main__":

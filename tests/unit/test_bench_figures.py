@@ -1,4 +1,4 @@
-"""The benchmark's arithmetic: request counter deltas, the operator's writes, percentiles."""
+"""The benchmark's arithmetic: request counter deltas, percentiles, process figures."""
 
 from __future__ import annotations
 
@@ -13,21 +13,6 @@ def test_a_delta_keeps_only_what_grew() -> None:
     after = Counter({("POST", "pods"): 8, ("GET", "pods"): 2, ("PATCH", "cijobs/status"): 3})
     assert probes.diff(after, before) == Counter(
         {("POST", "pods"): 3, ("PATCH", "cijobs/status"): 3}
-    )
-
-
-def test_the_operator_writes_exclude_the_users_and_the_simulators() -> None:
-    delta = Counter(
-        {
-            ("POST", "cijobs"): 10,  # the load client's
-            ("POST", "pods/binding"): 10,  # the simulator's
-            ("PATCH", "pods/status"): 30,  # the simulator's
-            ("POST", "pods"): 10,
-            ("PATCH", "cijobs/status"): 25,
-        }
-    )
-    assert probes.operator_writes(delta) == Counter(
-        {("POST", "pods"): 10, ("PATCH", "cijobs/status"): 25}
     )
 
 
