@@ -25,7 +25,7 @@ def name(key: attribution.Key) -> str:
 # kubelet's status patches count in apiserver_request_total, under other FlowSchemas.
 FOREIGN = "\n".join(
     [
-        '# HELP apiserver_request_total [STABLE] Counter of apiserver requests',
+        "# HELP apiserver_request_total [STABLE] Counter of apiserver requests",
         'apiserver_request_total{code="201",component="apiserver",group="",resource="events",'
         'scope="resource",subresource="",verb="POST",version="v1"} 3056',
         'apiserver_request_total{code="201",component="apiserver",group="",resource="pods",'
@@ -128,9 +128,7 @@ def test_writes_per_job_are_the_growth_of_the_operators_writes_over_the_run() ->
     )
     after = probes.Requests(
         all=Counter({("POST", "events"): 6056, ("POST", "pods"): 210}),
-        operator=Counter(
-            {("POST", "pods"): 210, ("PATCH", "cijobs/status"): 478, ("GET", "*"): 9}
-        ),
+        operator=Counter({("POST", "pods"): 210, ("PATCH", "cijobs/status"): 478, ("GET", "*"): 9}),
     )
     delta = after.since(before)
     writes = attribution.writes(delta.operator)
