@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import signal
@@ -17,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tests")]
@@ -265,6 +266,29 @@ async def with_cpu(
     return result
 
 
+T = TypeVar("T")
+
+
+async def guarded(body: Awaitable[T], sim: KubeSim) -> T:
+    """`body`, unless the kubelet simulator gives up on a pod first (it does after retrying an
+    overloaded API server): then the run fails at once, saying so, rather than wait out its
+    timeout for jobs that can no longer finish."""
+    task = asyncio.ensure_future(body)
+    while not task.done():
+        await asyncio.wait({task}, timeout=1.0)
+        lost = load.gave_up(sim.errors)
+        if lost and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise RuntimeError(
+                f"the kubelet simulator gave up on {len(lost)} pod(s), so their jobs cannot "
+                f"finish and the run's figures would be wrong (first: {lost[0]}); the machine "
+                "is likely too loaded: run again, or with smaller --n/--scale"
+            )
+    return task.result()
+
+
 def fmt_counts(delta: Counter[probes.Key], n: int) -> str:
     parts = [f"{verb} {res} {v / n:.2f}" for (verb, res), v in sorted(delta.items())]
     return "; ".join(parts)
@@ -303,25 +327,27 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
         say("idle: the API server's and etcd's CPU with nothing to do, for 5 s")
         idle = await idle_cpu(*SERVER)
         say(f"throughput: {n} CiJobs through the operator")
-        op = await with_cpu(run_cijobs(api, kubeconfig, n, work), n, idle, *SERVER)
+        op = await guarded(with_cpu(run_cijobs(api, kubeconfig, n, work), n, idle, *SERVER), sim)
         say(
             f"throughput: {n} batch/v1 Jobs, Job controller at its default client limits "
             "(20 QPS, burst 30)"
         )
         cluster.restart_controller_manager(ground.ROOT_DIR, qps=20, burst=30, echo=say)
-        jc_default = await with_cpu(run_batch_jobs(api, n), n, idle, *SERVER)
+        jc_default = await guarded(with_cpu(run_batch_jobs(api, n), n, idle, *SERVER), sim)
         say(
             "throughput: the same with the operator's limits (the operator's client has none: "
             "QPS 10000)"
         )
         cluster.restart_controller_manager(ground.ROOT_DIR, qps=10000, burst=10000, echo=say)
-        jc_same = await with_cpu(run_batch_jobs(api, n), n, idle, *SERVER)
+        jc_same = await guarded(with_cpu(run_batch_jobs(api, n), n, idle, *SERVER), sim)
         kcm_ms = jc_same["kcm_ms"]
         cluster.restart_controller_manager(ground.ROOT_DIR, echo=say)
         say(f"throughput: ceiling, {n} pods created directly by a tight async client")
-        ceiling = await with_cpu(run_ceiling(api, n), n, idle, *SERVER)
+        ceiling = await guarded(with_cpu(run_ceiling(api, n), n, idle, *SERVER), sim)
         say(f"throughput: the same with the pods the operator renders for {n} CiJobs")
-        own_pods = await with_cpu(run_ceiling(api, n, rendered=True), n, idle, *SERVER)
+        own_pods = await guarded(
+            with_cpu(run_ceiling(api, n, rendered=True), n, idle, *SERVER), sim
+        )
 
         row(f"CiJobs: all {n} pods exist s", f"{op['pods_s']:.2f}")
         row(
@@ -352,7 +378,9 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
         latencies = {}
         for rate in args.rates:
             say(f"latency: {rate:g} CiJobs/s for {args.latency_seconds:g} s")
-            latencies[rate] = await run_latency(api, kubeconfig, rate, args.latency_seconds, work)
+            latencies[rate] = await guarded(
+                run_latency(api, kubeconfig, rate, args.latency_seconds, work), sim
+            )
             for what, p in latencies[rate].items():
                 row(
                     f"latency at {rate:g}/s {what} ms",
@@ -385,7 +413,7 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
         row("operator peak RSS MB (throughput run)", f"{op['peak_rss_mb']:.0f}")
 
         say(f"scale: {args.scale} CiJobs stored, then a fresh operator over them")
-        scale = await run_scale(api, kubeconfig, args.scale, work)
+        scale = await guarded(run_scale(api, kubeconfig, args.scale, work), sim)
         row(
             f"operator RSS MB with {args.scale} CiJobs",
             f"{scale['rss_mb']:.0f}",

@@ -35,3 +35,14 @@ def test_the_second_ceiling_creates_the_operators_own_pods_without_an_owner() ->
     bare = load.bare_pod("p1")
     assert len(str(pod["spec"])) > len(str(bare["spec"]))  # the script, the CI variables
     assert pod["spec"]["containers"][0]["image"] == load.cijob("p1")["spec"]["image"]
+
+
+def test_a_pod_the_simulator_gave_up_on_fails_the_run_but_a_rewatch_does_not() -> None:
+    errors = [
+        "watch 'cijob.dev/job': TimeoutError()",
+        "heartbeat: 500 etcdserver: request timed out",
+        "bench-scale-1/s1153-1: TimeoutError()",
+        "kubesim stopped: RuntimeError('x')",
+    ]
+    assert load.gave_up(errors) == errors[2:]
+    assert load.gave_up(errors[:2]) == []
