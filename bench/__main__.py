@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tests")]
 
-from bench import load, probes  # noqa: E402
+from bench import attribution, ground, load, probes  # noqa: E402
 from integration.support import Operator  # noqa: E402
 from testground import cluster  # noqa: E402
 from testground.kubeapi import Api, load_endpoint  # noqa: E402
@@ -70,7 +72,7 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
     op = start_operator(kubeconfig, ns, work)
     try:
         before_cpu = probes.proc_stats(op.proc.pid).cpu_seconds  # type: ignore[union-attr]
-        before = await probes.request_counts(api)
+        before = await probes.requests(api)
         pods, jobs = load.Times(), load.Times()
         watches = cijob_watches(api, ns, pods, jobs)
 
@@ -85,7 +87,7 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
 
         t0, t_pods, t_done = await load.with_watches(watches, body())
         await asyncio.sleep(1.0)  # late writes (there should be none) still count
-        delta = probes.diff(await probes.request_counts(api), before)
+        delta = (await probes.requests(api)).since(before)
         stats = probes.proc_stats(op.proc.pid)  # type: ignore[union-attr]
         return {
             "ns": ns,
@@ -206,7 +208,7 @@ async def run_scale(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, 
         stats = probes.proc_stats(op.proc.pid)  # type: ignore[union-attr]
     finally:
         op.stop()
-    before = await probes.request_counts(api)
+    before = await probes.requests(api)
     t0 = time.monotonic()
     fresh = Operator(kubeconfig, [ns], work / f"{ns}-restart", log_level="warning").start()
     t_healthy = time.monotonic() - t0
@@ -219,7 +221,7 @@ async def run_scale(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, 
                 last, quiet_since = cpu, time.monotonic()
             await asyncio.sleep(0.1)
         t_ready = quiet_since - t0
-        writes = probes.operator_writes(probes.diff(await probes.request_counts(api), before))
+        writes = attribution.writes((await probes.requests(api)).since(before).operator)
         restart = probes.proc_stats(fresh.proc.pid)  # type: ignore[union-attr]
     finally:
         fresh.stop()
@@ -240,7 +242,7 @@ SERVER = ("kube-apiserver", "etcd")
 
 def cpu_seconds(*names: str) -> float:
     """CPU seconds the test ground's processes of these names have used so far."""
-    state = cluster.status()
+    state = cluster.status(ground.ROOT_DIR)
     assert state is not None, "the test ground is not up"
     return sum(probes.proc_stats(state.pids[name]).cpu_seconds for name in names)
 
@@ -264,19 +266,41 @@ async def with_cpu(
     return result
 
 
+T = TypeVar("T")
+
+
+async def guarded(body: Awaitable[T], sim: KubeSim) -> T:
+    """`body`, unless the kubelet simulator gives up on a pod first (it does after retrying an
+    overloaded API server): then the run fails at once, saying so, rather than wait out its
+    timeout for jobs that can no longer finish."""
+    task = asyncio.ensure_future(body)
+    while not task.done():
+        await asyncio.wait({task}, timeout=1.0)
+        lost = load.gave_up(sim.errors)
+        if lost and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise RuntimeError(
+                f"the kubelet simulator gave up on {len(lost)} pod(s), so their jobs cannot "
+                f"finish and the run's figures would be wrong (first: {lost[0]}); the machine "
+                "is likely too loaded: run again, or with smaller --n/--scale"
+            )
+    return task.result()
+
+
 def fmt_counts(delta: Counter[probes.Key], n: int) -> str:
     parts = [f"{verb} {res} {v / n:.2f}" for (verb, res), v in sorted(delta.items())]
     return "; ".join(parts)
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    state, _ = cluster.up(echo=lambda line: say(line))
-    kubeconfig = str(state.kubeconfig)
+async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
+    admin = str(state.kubeconfig)  # the load client's and the simulator's
     subprocess.run(
         [
-            str(ROOT / ".cluster/bin/kubectl"),
+            str(cluster.Layout(ground.ROOT_DIR).binary("kubectl")),
             "--kubeconfig",
-            kubeconfig,
+            admin,
             "apply",
             "--server-side",
             "--force-conflicts",
@@ -286,40 +310,44 @@ async def main_async(args: argparse.Namespace) -> int:
         check=True,
         capture_output=True,
     )
-    work = ROOT / ".cluster" / "bench"
+    work = ground.ROOT_DIR / "operators"
     work.mkdir(parents=True, exist_ok=True)
     sim = KubeSim(
-        kubeconfig,
+        admin,
         selectors=("cijob.dev/job", "batch.kubernetes.io/job-name", load.CEILING_LABEL),
         record=False,
         check_references=False,
         max_pods=10**6,
     ).start()
-    api = Api(load_endpoint(kubeconfig), connections=64)
+    api = Api(load_endpoint(admin), connections=64)
     n = args.n
     try:
+        say(f"the operator's account {attribution.USER}, its requests counted by FlowSchemas")
+        kubeconfig = str(await ground.operator_kubeconfig(api, Path(admin)))
         say("idle: the API server's and etcd's CPU with nothing to do, for 5 s")
         idle = await idle_cpu(*SERVER)
         say(f"throughput: {n} CiJobs through the operator")
-        op = await with_cpu(run_cijobs(api, kubeconfig, n, work), n, idle, *SERVER)
+        op = await guarded(with_cpu(run_cijobs(api, kubeconfig, n, work), n, idle, *SERVER), sim)
         say(
             f"throughput: {n} batch/v1 Jobs, Job controller at its default client limits "
             "(20 QPS, burst 30)"
         )
-        cluster.restart_controller_manager(qps=20, burst=30, echo=say)
-        jc_default = await with_cpu(run_batch_jobs(api, n), n, idle, *SERVER)
+        cluster.restart_controller_manager(ground.ROOT_DIR, qps=20, burst=30, echo=say)
+        jc_default = await guarded(with_cpu(run_batch_jobs(api, n), n, idle, *SERVER), sim)
         say(
             "throughput: the same with the operator's limits (the operator's client has none: "
             "QPS 10000)"
         )
-        cluster.restart_controller_manager(qps=10000, burst=10000, echo=say)
-        jc_same = await with_cpu(run_batch_jobs(api, n), n, idle, *SERVER)
+        cluster.restart_controller_manager(ground.ROOT_DIR, qps=10000, burst=10000, echo=say)
+        jc_same = await guarded(with_cpu(run_batch_jobs(api, n), n, idle, *SERVER), sim)
         kcm_ms = jc_same["kcm_ms"]
-        cluster.restart_controller_manager(echo=say)
+        cluster.restart_controller_manager(ground.ROOT_DIR, echo=say)
         say(f"throughput: ceiling, {n} pods created directly by a tight async client")
-        ceiling = await with_cpu(run_ceiling(api, n), n, idle, *SERVER)
+        ceiling = await guarded(with_cpu(run_ceiling(api, n), n, idle, *SERVER), sim)
         say(f"throughput: the same with the pods the operator renders for {n} CiJobs")
-        own_pods = await with_cpu(run_ceiling(api, n, rendered=True), n, idle, *SERVER)
+        own_pods = await guarded(
+            with_cpu(run_ceiling(api, n, rendered=True), n, idle, *SERVER), sim
+        )
 
         row(f"CiJobs: all {n} pods exist s", f"{op['pods_s']:.2f}")
         row(
@@ -350,17 +378,26 @@ async def main_async(args: argparse.Namespace) -> int:
         latencies = {}
         for rate in args.rates:
             say(f"latency: {rate:g} CiJobs/s for {args.latency_seconds:g} s")
-            latencies[rate] = await run_latency(api, kubeconfig, rate, args.latency_seconds, work)
+            latencies[rate] = await guarded(
+                run_latency(api, kubeconfig, rate, args.latency_seconds, work), sim
+            )
             for what, p in latencies[rate].items():
                 row(
                     f"latency at {rate:g}/s {what} ms",
                     " ".join(f"{k} {v:.0f}" for k, v in p.items()),
                 )
 
-        writes = probes.operator_writes(op["delta"])
-        per_job_writes = sum(writes.values()) / n
+        delta: probes.Requests = op["delta"]
+        writes = attribution.writes(delta.operator)
+        per_job_writes = attribution.per_job(writes, n)
         row("API writes per job (operator)", f"{per_job_writes:.2f}", fmt_counts(writes, n))
-        row("API requests per job (all clients)", fmt_counts(op["delta"], n))
+        reads = attribution.reads(delta.operator)
+        row(
+            "API reads per job (operator)",
+            f"{attribution.per_job(reads, n):.2f}",
+            fmt_counts(reads, n),
+        )
+        row("API requests per job (all clients)", fmt_counts(delta.all, n))
         row(
             "operator CPU per job ms",
             f"{op['cpu_per_job'] * 1000:.2f}",
@@ -376,7 +413,7 @@ async def main_async(args: argparse.Namespace) -> int:
         row("operator peak RSS MB (throughput run)", f"{op['peak_rss_mb']:.0f}")
 
         say(f"scale: {args.scale} CiJobs stored, then a fresh operator over them")
-        scale = await run_scale(api, kubeconfig, args.scale, work)
+        scale = await guarded(run_scale(api, kubeconfig, args.scale, work), sim)
         row(
             f"operator RSS MB with {args.scale} CiJobs",
             f"{scale['rss_mb']:.0f}",
@@ -435,7 +472,17 @@ def main() -> int:
     p.add_argument("--latency-seconds", type=float, default=20.0)
     p.add_argument("--scale", type=int, default=10000, help="CiJobs stored for the scale run")
     args = p.parse_args()
-    return asyncio.run(main_async(args))
+    try:
+        state = ground.up(say)
+    except cluster.ClusterError as e:
+        say(f"cannot start the benchmark's own test ground: {e}")
+        return 1
+    # SIGTERM unwinds like Ctrl-C, so the control plane is stopped either way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return asyncio.run(main_async(args, state))
+    finally:
+        ground.down(say)
 
 
 if __name__ == "__main__":

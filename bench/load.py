@@ -209,6 +209,16 @@ async def with_watches(watches: Sequence[Awaitable[None]], body: Awaitable[Any])
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+# The simulator's errors that it recovers from by itself (it watches again, renews again); any
+# other is a pod it gave up on, or the simulator stopped: a job that can no longer finish.
+RECOVERED = ("watch ", "heartbeat: ")
+
+
+def gave_up(errors: Sequence[str]) -> list[str]:
+    """The kubelet simulator's errors that leave a pod unfinished for good."""
+    return [e for e in errors if not e.startswith(RECOVERED)]
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:

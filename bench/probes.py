@@ -1,35 +1,32 @@
-"""What the benchmark reads off the system: the API server's request counter, and a process's
+"""What the benchmark reads off the system: the API server's request counters, and a process's
 CPU time and memory from /proc."""
 
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass
 
+from bench import attribution
 from testground.kubeapi import Api
 
-_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$")
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "CREATE", "UPDATE", "APPLY")
-Key = tuple[str, str]  # (verb, resource[/subresource])
+Key = attribution.Key
 
 
-async def request_counts(api: Api) -> Counter[Key]:
-    """apiserver_request_total by verb and resource, from the API server's /metrics."""
+async def metrics(api: Api) -> str:
+    """The API server's /metrics text."""
     async with api.session.get("/metrics") as resp:
-        text = await resp.text()
+        return await resp.text()
+
+
+def request_counts(text: str) -> Counter[Key]:
+    """apiserver_request_total by verb and resource, all clients together."""
     counts: Counter[Key] = Counter()
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        labels = dict(_LABEL.findall(m.group("labels")))
+    for labels, value in attribution.samples(text, "apiserver_request_total"):
         resource = labels.get("resource", "")
         if labels.get("subresource"):
             resource += "/" + labels["subresource"]
-        counts[(labels.get("verb", ""), resource)] += int(float(m.group("value")))
+        counts[(labels.get("verb", ""), resource)] += int(value)
     return counts
 
 
@@ -41,24 +38,21 @@ def diff(after: Counter[Key], before: Counter[Key]) -> Counter[Key]:
     return out
 
 
-# Who makes which writes during a CiJob run: the operator is the only client that creates pods
-# of CiJobs, writes CiJob status, and posts events or Secrets in the benchmark's namespaces.
-OPERATOR_WRITES = {
-    ("POST", "pods"),
-    ("DELETE", "pods"),
-    ("PATCH", "cijobs/status"),
-    ("PUT", "cijobs/status"),
-    ("PATCH", "cijobs"),
-    ("DELETE", "cijobs"),
-    ("POST", "events"),
-    ("PATCH", "events"),
-    ("POST", "secrets"),
-    ("PATCH", "secrets"),
-}
+@dataclass(frozen=True)
+class Requests:
+    """The API server's request counts at one moment: all clients', and the operator's own."""
+
+    all: Counter[Key]
+    operator: Counter[Key]
+
+    def since(self, before: Requests) -> Requests:
+        return Requests(diff(self.all, before.all), diff(self.operator, before.operator))
 
 
-def operator_writes(delta: Counter[Key]) -> Counter[Key]:
-    return Counter({k: v for k, v in delta.items() if k in OPERATOR_WRITES})
+async def requests(api: Api) -> Requests:
+    """Both counts from one read of /metrics."""
+    text = await metrics(api)
+    return Requests(request_counts(text), attribution.operator_requests(text))
 
 
 @dataclass(frozen=True)

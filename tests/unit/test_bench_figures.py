@@ -1,4 +1,4 @@
-"""The benchmark's arithmetic: request counter deltas, the operator's writes, percentiles."""
+"""The benchmark's arithmetic: request counter deltas, percentiles, process figures."""
 
 from __future__ import annotations
 
@@ -13,21 +13,6 @@ def test_a_delta_keeps_only_what_grew() -> None:
     after = Counter({("POST", "pods"): 8, ("GET", "pods"): 2, ("PATCH", "cijobs/status"): 3})
     assert probes.diff(after, before) == Counter(
         {("POST", "pods"): 3, ("PATCH", "cijobs/status"): 3}
-    )
-
-
-def test_the_operator_writes_exclude_the_users_and_the_simulators() -> None:
-    delta = Counter(
-        {
-            ("POST", "cijobs"): 10,  # the load client's
-            ("POST", "pods/binding"): 10,  # the simulator's
-            ("PATCH", "pods/status"): 30,  # the simulator's
-            ("POST", "pods"): 10,
-            ("PATCH", "cijobs/status"): 25,
-        }
-    )
-    assert probes.operator_writes(delta) == Counter(
-        {("POST", "pods"): 10, ("PATCH", "cijobs/status"): 25}
     )
 
 
@@ -50,3 +35,14 @@ def test_the_second_ceiling_creates_the_operators_own_pods_without_an_owner() ->
     bare = load.bare_pod("p1")
     assert len(str(pod["spec"])) > len(str(bare["spec"]))  # the script, the CI variables
     assert pod["spec"]["containers"][0]["image"] == load.cijob("p1")["spec"]["image"]
+
+
+def test_a_pod_the_simulator_gave_up_on_fails_the_run_but_a_rewatch_does_not() -> None:
+    errors = [
+        "watch 'cijob.dev/job': TimeoutError()",
+        "heartbeat: 500 etcdserver: request timed out",
+        "bench-scale-1/s1153-1: TimeoutError()",
+        "kubesim stopped: RuntimeError('x')",
+    ]
+    assert load.gave_up(errors) == errors[2:]
+    assert load.gave_up(errors[:2]) == []
