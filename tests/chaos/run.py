@@ -32,6 +32,7 @@ NAMESPACE = "chaos"
 LEASE = "cijob-chaos"
 LEASE_SECONDS = 15  # the operator's (cijob.leader.Timing)
 FREEZE_SECONDS = LEASE_SECONDS + 10  # past the lease, so the standby takes over meanwhile
+LEADER_TRIES = 20  # 2 s apart: long enough for a dead holder's lease to expire
 DECOY_NODE = "chaos-decoy-node"  # no node plays it: a decoy pod stays as it was made
 GROUP, VERSION, PLURAL = "cijob.dev", "v1alpha1", "cijobs"
 OPERATOR_SETTINGS = {"imagePullGraceSeconds": 2}
@@ -126,6 +127,13 @@ class Replica:
         self.thaw()
         if self.op is not None:
             self.op.stop()
+
+
+@dataclass(frozen=True)
+class _Later:
+    """A fault put off because it could not be done yet."""
+
+    tries: int
 
 
 @dataclass
@@ -287,8 +295,14 @@ class Driver:
         elif kind == plan.FREEZE:
             leader = self.leader()
             if leader is None or leader.frozen:
-                self.skipped[kind] += 1
-                self.echo("no leader to freeze now")
+                # No live holder yet (a dead one's lease has not expired): ask again soon.
+                tries = arg.tries if isinstance(arg, _Later) else 0
+                if tries < LEADER_TRIES:
+                    later = (self.now() + 2.0, -1, kind, _Later(tries + 1))
+                    heapq.heappush(queue, later)
+                else:
+                    self.skipped[kind] += 1
+                    self.echo("no live leader to freeze in time")
                 return
             leader.freeze()
             heapq.heappush(queue, (self.now() + FREEZE_SECONDS, -1, "thaw", leader))

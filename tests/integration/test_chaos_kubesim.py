@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from chaos import plan, run
-from integration.conftest import OperatorFactory  # noqa: F401  (the suite's fixtures load here)
 
 pytestmark = pytest.mark.cluster
 SEED = 7  # a fixed scenario: a failure here can be replayed with `make chaos CHAOS_ARGS=...`
