@@ -54,6 +54,13 @@ class OperatorConfig(BaseModel):
         description="How long a pod may sit in ErrImagePull/ImagePullBackOff before the "
         "attempt fails with ImagePullFailed.",
     )
+    pendingTimeoutSeconds: int = Field(
+        default=1800,
+        ge=1,
+        description="How long a job may wait to start its attempt (a quota that is full, a "
+        "ServiceAccount not there yet, no node that can take the pod) before it fails with "
+        "reason PendingTimeout; this wait is not part of the job's timeout.",
+    )
     afterScriptTimeoutSeconds: int = Field(
         default=300, ge=1, description="Limit of after_script, as GitLab's 5 minutes."
     )

@@ -93,7 +93,10 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> None
     kube = Kube(api_client)
     events = EventPoster(kube)
     reconciler = Reconciler(
-        kube, operator_config, events if operator_config.events else (lambda *_: None)
+        kube,
+        operator_config,
+        events if operator_config.events else (lambda *_: None),
+        namespaces=namespaces,
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler)

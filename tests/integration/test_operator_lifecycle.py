@@ -1,5 +1,5 @@
-"""Every reason of SPEC.md section 6, retry, timeout, cancel, TTL and deletion, on the real API
-server with the kubelet simulator playing the node."""
+"""Every reason of the README's "Lifecycle and reasons", retry, timeout, cancel, TTL and
+deletion, on the real API server with the kubelet simulator playing the node."""
 
 from __future__ import annotations
 
@@ -127,9 +127,19 @@ def test_kubesim_cancel_stops_a_running_job(
     cijobs.patch_spec(namespace, "stopme", {"cancel": True})
     status = _status(cijobs, namespace, "stopme")
     assert (status["phase"], status["reason"]) == ("Canceled", "Canceled"), status
+    # Stopped, not deleted: the kubelet ends the pod past its lowered deadline and keeps it.
     cijobs.wait(
-        namespace, "stopme", lambda _: cijobs.pod(namespace, "stopme-1") is None, what="pod gone"
+        namespace,
+        "stopme",
+        lambda _: (
+            ((cijobs.pod(namespace, "stopme-1") or {}).get("status") or {}).get("reason")
+            == "DeadlineExceeded"
+        ),
+        what="pod stopped",
     )
+    pod = cijobs.pod(namespace, "stopme-1")
+    assert pod is not None and pod["status"]["phase"] == "Failed"
+    assert pod["metadata"]["annotations"]["cijob.dev/stop-reason"] == "Canceled"
 
 
 def test_kubesim_ttl_deletes_the_finished_job_and_its_pods(

@@ -42,6 +42,8 @@ CONTROLLERS = (
     "deployment-controller",
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",
+    # quotas are the API server's and this controller's to decide (tests/integration)
+    "resourcequota-controller",
 )
 START_TIMEOUT = 90.0
 

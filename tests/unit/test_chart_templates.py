@@ -33,7 +33,7 @@ Rules = dict[tuple[str, str], set[str]]
 OPERATOR_RULES: Rules = {
     ("cijob.dev", "cijobs"): {"get", "list", "watch", "patch", "delete"},
     ("cijob.dev", "cijobs/status"): {"get", "patch", "update"},
-    ("", "pods"): {"get", "list", "watch", "create", "delete"},
+    ("", "pods"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "secrets"): {"get", "create", "patch"},
     ("", "configmaps"): {"get"},
     ("", "events"): {"create", "patch"},

@@ -23,6 +23,8 @@ def _pod(job: str, attempt: int = 1) -> dict[str, Any]:
             "namespace": "ns",
             "name": names.pod_name(job, attempt),
             "labels": names.pod_labels(job, attempt),
+            "uid": f"pod-{job}-{attempt}",
+            "ownerReferences": [{"kind": "CiJob", "uid": "u1", "controller": True}],
         },
         "status": {"phase": "Succeeded"},
     }
@@ -34,8 +36,8 @@ def test_pods_of_jobs_it_does_not_follow_are_not_kept() -> None:
     r = _reconciler()
     r.pod_event(None, _pod("done"))
     r.pod_event("MODIFIED", _pod("done"))
-    assert r.pods == {}
-    assert r.deleted_pods == set()
+    assert r.cache.pods == {}
+    assert r.cache.deleted_pods == {}
 
 
 def test_pods_without_the_job_label_are_ignored() -> None:
@@ -43,7 +45,7 @@ def test_pods_without_the_job_label_are_ignored() -> None:
     pod = _pod("x")
     pod["metadata"]["labels"] = {}
     r.pod_event("ADDED", pod)
-    assert r.pods == {}
+    assert r.cache.pods == {}
 
 
 class _Kube:
@@ -52,11 +54,13 @@ class _Kube:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    async def create_pod(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+    async def create_pod(self, namespace: str, pod: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         self.calls.append(("create pod", pod["metadata"]["name"]))
-        return pod
+        return True, pod
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    async def patch_status(
+        self, namespace: str, name: str, uid: str, status: dict[str, Any]
+    ) -> None:
         self.calls.append(("status", status["phase"]))
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
@@ -121,8 +125,8 @@ def _run_job(job: dict[str, Any]) -> tuple[Reconciler, _Kube, dict[str, bool]]:
         seen["deadline timer while running"] = ("ns", "j") in r.timers
         r.pod_event("MODIFIED", SUCCEEDED)
         await r.drain()
-        for timer in r.timers.values():
-            timer.cancel()
+        seen["ttl timer"] = ("ns", "j") in r.timers
+        r.timers.clear()
 
     asyncio.run(scenario())
     return r, kube, seen
@@ -132,28 +136,29 @@ def test_a_finished_job_leaves_nothing_behind_though_it_had_a_deadline_timer() -
     # The running job's deadline recheck once kept every finished job (body, pods, lock,
     # timer) in memory until its timeout passed: 165 KB a job in a burst of 3000.
     r, kube, seen = _run_job(_job())
-    assert seen == {"deadline timer while running": True}
+    assert seen == {"deadline timer while running": True, "ttl timer": False}
     assert [c for c in kube.calls if c[0] == "status"] == [
         ("status", "Pending"),
         ("status", "Running"),
         ("status", "Succeeded"),
     ]
-    assert (r.jobs, r.pods, r.timers, r.written, r.failures) == ({}, {}, {}, {}, {})
+    c = r.cache
+    assert (c.jobs, c.pods, list(r.timers), c.written, r.backoff.failures) == ({}, {}, [], {}, {})
     assert not r.queue.busy
-    assert r.finished == {"u1"}
+    assert c.finished == {"u1"}
 
 
 def test_a_finished_job_with_a_ttl_is_kept_only_for_its_ttl_timer() -> None:
-    r, kube, _ = _run_job(_job(ttlSecondsAfterFinished=3600))
-    assert list(r.jobs) == [("ns", "j")]
-    assert list(r.timers) == [("ns", "j")]
+    r, kube, seen = _run_job(_job(ttlSecondsAfterFinished=3600))
+    assert list(r.cache.jobs) == [("ns", "j")]
+    assert seen["ttl timer"]
     assert ("delete job", "j") not in kube.calls
 
 
 def test_a_finished_job_with_a_zero_ttl_is_deleted_at_once_and_forgotten() -> None:
     r, kube, _ = _run_job(_job(ttlSecondsAfterFinished=0))
     assert ("delete job", "j") in kube.calls
-    assert (r.jobs, r.timers) == ({}, {})
+    assert (r.cache.jobs, list(r.timers)) == ({}, [])
 
 
 def test_events_that_arrive_while_the_job_waits_are_one_reconcile_of_the_newest() -> None:
@@ -177,7 +182,7 @@ def test_events_that_arrive_while_the_job_waits_are_one_reconcile_of_the_newest(
 
 
 class _Unreachable(_Kube):
-    async def create_pod(self, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+    async def create_pod(self, namespace: str, pod: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         raise OSError("connection refused")
 
 
@@ -188,9 +193,8 @@ def test_a_failed_reconcile_is_retried_later_with_backoff() -> None:
         r.job_event("ADDED", _job())
         await r.drain()
         scheduled = ("ns", "j") in r.timers
-        for timer in r.timers.values():
-            timer.cancel()
-        return scheduled, r.failures[("ns", "j")]
+        r.timers.clear()
+        return scheduled, r.backoff.failures[("ns", "j")]
 
     assert asyncio.run(scenario()) == (True, 1)
-    assert list(r.jobs) == [("ns", "j")]
+    assert list(r.cache.jobs) == [("ns", "j")]

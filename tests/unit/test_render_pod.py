@@ -1,4 +1,4 @@
-"""The pod of a CiJob attempt: SPEC.md section 4, row by row."""
+"""The pod of a CiJob attempt: the README's "The pod", row by row."""
 
 from __future__ import annotations
 

@@ -8,10 +8,10 @@ from typing import Any, cast
 import pytest
 
 from cijob.config import OperatorConfig
+from cijob.credentials.pull import job_env
 from cijob.errors import InvalidSpec
 from cijob.job import Job, parse_spec
 from cijob.kube import Kube
-from cijob.reconcile import Reconciler
 from cijob.render.pod import get_pod
 
 KEY_REF = {"secretKeyRef": {"name": "tokens", "key": "npm"}, "variable": "NPM_TOKEN"}
@@ -58,7 +58,7 @@ def test_docker_auth_config_from_a_secret_key_is_not_in_the_pod() -> None:
 
 
 class _Secrets:
-    """The one read _job_env makes, from a dict of Secrets."""
+    """The one read job_env makes, from a dict of Secrets."""
 
     def __init__(self, secrets: dict[str, dict[str, str]]) -> None:
         self.secrets = secrets
@@ -68,10 +68,7 @@ class _Secrets:
 
 
 def _job_env(job: Job, secrets: dict[str, dict[str, str]]) -> dict[str, str]:
-    reconciler = Reconciler(
-        cast(Kube, _Secrets(secrets)), OperatorConfig(), lambda *_: None, operator_env={}
-    )
-    return asyncio.run(reconciler._job_env(job))
+    return asyncio.run(job_env(cast(Kube, _Secrets(secrets)), job))
 
 
 AUTH_KEY = {"secretKeyRef": {"name": "reg", "key": "auth.json"}, "variable": "DOCKER_AUTH_CONFIG"}

@@ -69,6 +69,7 @@ in one namespace never share it. */}}
   "requireDigest" .Values.requireDigest
   "namespaces" .Values.watchNamespaces
   "imagePullGraceSeconds" .Values.imagePullGraceSeconds
+  "pendingTimeoutSeconds" (int .Values.pendingTimeoutSeconds)
   "afterScriptTimeoutSeconds" .Values.afterScriptTimeoutSeconds
   "credentialHelperTimeoutSeconds" .Values.credentialHelperTimeoutSeconds
   "events" .Values.events
@@ -90,10 +91,11 @@ in one namespace never share it. */}}
 - apiGroups: [cijob.dev]
   resources: [cijobs/status]
   verbs: [get, patch, update]
-# One pod per attempt: created, watched, deleted on cancel and retry.
+# One pod per attempt: created, watched; patch lowers an ended attempt's activeDeadlineSeconds
+# (stopped, its log kept); delete only for a pod no kubelet started (docs/lifecycle.md).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # get: Secrets named by a job's variablesFrom; create, patch: the job's generated pull Secret.
 - apiGroups: [""]
   resources: [secrets]

@@ -61,8 +61,15 @@ class CiJobStatus(Model):
     exitCode: int | None = Field(default=None, description="Exit code of the build script.")
     attempt: int | None = Field(default=None, description="Current attempt number, from 1.")
     podName: str | None = Field(default=None, description="Pod of the current attempt.")
-    startTime: str | None = Field(default=None, description="When the first attempt started.")
+    startTime: str | None = Field(
+        default=None, description="When the job started (its first attempt was made)."
+    )
     completionTime: str | None = Field(default=None, description="When the job finished.")
+    attemptStartTime: str | None = Field(
+        default=None,
+        description="When the current attempt's pod started: the attempt's timeout counts "
+        "from here, as the kubelet counts activeDeadlineSeconds.",
+    )
     images: list[ImageStatus] | None = Field(
         default=None, description="Images the current attempt's containers ran, with digests."
     )

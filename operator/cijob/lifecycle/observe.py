@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cijob.render import names
 from cijob.render.pod import BUILD_CONTAINER
 
 Pod = Mapping[str, Any]
@@ -176,8 +177,60 @@ def _waiting(pod: Pod, now: datetime, grace: float) -> Observation | None:
     return None
 
 
+def _stopped(pod: Pod) -> Observation | None:
+    """An attempt the operator ended: the reason it wrote on the pod when it stopped it."""
+    annotations = pod["metadata"].get("annotations") or {}
+    reason = annotations.get(names.STOP_REASON_ANNOTATION)
+    if not reason:
+        return None
+    status = pod.get("status") or {}
+    term = (_build_status(pod).get("state") or {}).get("terminated") or {}
+    return Observation(
+        "Failed",
+        reason,
+        annotations.get(names.STOP_MESSAGE_ANNOTATION) or reason,
+        exit_code=term.get("exitCode"),
+        start_time=status.get("startTime"),
+        completion_time=term.get("finishedAt"),
+        images=images(pod),
+    )
+
+
+def _unscheduled(pod: Pod) -> Observation | None:
+    """A pod no node has taken: the scheduler's own words (FailedScheduling), or its gate."""
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            reason = c.get("reason") or "Unschedulable"
+            message = c.get("message") or "no node can take the pod yet"
+            return Observation("Pending", reason, message, images=images(pod))
+    return None
+
+
+def started(pod: Pod) -> bool:
+    """Whether a kubelet has taken the pod: only then can a lowered activeDeadlineSeconds end
+    it (the kubelet counts it from status.startTime); a pod not started is deleted instead."""
+    return bool(
+        (pod.get("spec") or {}).get("nodeName") and (pod.get("status") or {}).get("startTime")
+    )
+
+
+def done(pod: Pod) -> bool:
+    """Nothing of the pod runs any more, or ever will."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def stopping(pod: Pod) -> bool:
+    """The operator has already lowered the pod's deadline and said why."""
+    annotations = pod["metadata"].get("annotations") or {}
+    ads = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+    return names.STOP_REASON_ANNOTATION in annotations and ads is not None and ads <= 1
+
+
 def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation:
     """The attempt's state from its pod, the way the kubelet reported it."""
+    stopped = _stopped(pod)
+    if stopped is not None:
+        return stopped
     status = pod.get("status") or {}
     disrupted = _condition(pod, "DisruptionTarget") is not None
     # an eviction sets DisruptionTarget and then deletes: the condition says why it went
@@ -203,6 +256,9 @@ def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation
         return Observation(
             "Running", None, None, start_time=status.get("startTime"), images=images(pod)
         )
+    unscheduled = _unscheduled(pod)
+    if unscheduled is not None:
+        return unscheduled
     return Observation(
         "Pending", None, None, start_time=status.get("startTime"), images=images(pod)
     )

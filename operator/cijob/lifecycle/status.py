@@ -10,6 +10,7 @@ from cijob.lifecycle.observe import Observation
 
 Status = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+WAITING = "Waiting"
 # Fields of the status that change only when the job really moved on; the condition's
 # lastTransitionTime follows them, so it is not compared on its own.
 _COMPARED = (
@@ -21,6 +22,7 @@ _COMPARED = (
     "podName",
     "images",
     "attempts",
+    "attemptStartTime",
     "completionTime",
     "observedGeneration",
 )
@@ -64,8 +66,14 @@ def build(
     start_time: str | None = None,
     completion_time: str | None = None,
     attempts: list[dict[str, Any]] | None = None,
+    attempt_start_time: str | None = None,
+    waiting: bool = False,
 ) -> Status:
-    """A whole new status; `None` values are written as null so merge patches clear them."""
+    """A whole new status; `None` values are written as null so merge patches clear them.
+
+    `startTime` and `completionTime` are the job's; `attemptStartTime` is when the current
+    attempt's pod started, the clock its timeout counts from. `waiting`: the job cannot start
+    its attempt yet, for `reason`; a `Waiting` condition says so, from when it began."""
     status: Status = {
         "phase": phase,
         "reason": reason,
@@ -79,6 +87,7 @@ def build(
         if completion_time or phase not in TERMINAL
         else timestamp(now),
         "attempts": attempts if attempts is not None else old.get("attempts"),
+        "attemptStartTime": attempt_start_time,
         "observedGeneration": generation,
     }
     if phase not in TERMINAL:
@@ -89,7 +98,31 @@ def build(
         # the time the condition last changed status, as metav1.Condition defines it
         condition["lastTransitionTime"] = before["lastTransitionTime"]
     status["conditions"] = [condition]
+    if waiting:
+        wait = {
+            "type": WAITING,
+            "status": "True",
+            "reason": reason or phase,
+            "message": message or phase,
+            "lastTransitionTime": timestamp(now),
+            "observedGeneration": generation,
+        }
+        if waiting_since(old) is not None:
+            wait["lastTransitionTime"] = _waiting(old)["lastTransitionTime"]
+        status["conditions"].append(wait)
     return status
+
+
+def _waiting(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    for c in status.get("conditions") or []:
+        if c.get("type") == WAITING and c.get("status") == "True":
+            return dict(c)
+    return {}
+
+
+def waiting_since(status: Mapping[str, Any]) -> str | None:
+    """When the job began to wait to start its attempt, if it is waiting."""
+    return _waiting(status).get("lastTransitionTime")
 
 
 def from_observation(
@@ -108,7 +141,16 @@ def from_observation(
         images=obs.images or None,
         start_time=obs.start_time,
         completion_time=obs.completion_time,
+        attempt_start_time=obs.start_time,
+        # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
+        waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
     )
+
+
+def current_attempt_ended(status: Mapping[str, Any]) -> bool:
+    """The current attempt has its record in `attempts`: it failed and the next is due."""
+    attempts = status.get("attempts") or []
+    return bool(attempts) and attempts[-1].get("attempt") == status.get("attempt")
 
 
 def attempt_record(old: Mapping[str, Any], obs: Observation) -> dict[str, Any]:

@@ -21,3 +21,9 @@ def attempt_of(pod_name_: str, job_name: str) -> int | None:
     prefix = job_name + "-"
     rest = pod_name_[len(prefix) :] if pod_name_.startswith(prefix) else ""
     return int(rest) if rest.isdigit() else None
+
+
+# Set on a pod the operator stopped (by lowering activeDeadlineSeconds): why its attempt ended,
+# so the outcome is the operator's decision, not the DeadlineExceeded the kubelet then reports.
+STOP_REASON_ANNOTATION = "cijob.dev/stop-reason"
+STOP_MESSAGE_ANNOTATION = "cijob.dev/stop-message"

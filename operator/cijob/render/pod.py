@@ -184,7 +184,7 @@ def _host_aliases(services: list[tuple[str, ServiceSpec]]) -> list[Manifest]:
 def get_pod(
     job: Job, attempt: int, config: OperatorConfig, pull_secret: str | None = None
 ) -> Manifest:
-    """The Pod of `job`'s attempt `attempt` (from 1), exactly as SPEC.md section 4 says.
+    """The Pod of `job`'s attempt `attempt` (from 1), exactly as the README's "The pod" says.
 
     Raises InvalidSpec or PolicyViolation for what the API server could not check.
     """
