@@ -298,8 +298,7 @@ class Driver:
                 # No live holder yet (a dead one's lease has not expired): ask again soon.
                 tries = arg.tries if isinstance(arg, _Later) else 0
                 if tries < LEADER_TRIES:
-                    later = (self.now() + 2.0, -1, kind, _Later(tries + 1))
-                    heapq.heappush(queue, later)
+                    heapq.heappush(queue, (self.now() + 2.0, -1, kind, _Later(tries + 1)))
                 else:
                     self.skipped[kind] += 1
                     self.echo("no live leader to freeze in time")
