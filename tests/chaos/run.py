@@ -41,6 +41,7 @@ PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
 SECRETS = f"/api/v1/namespaces/{NAMESPACE}/secrets"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
 LIVE = ("Pending", "Running")
+SIM_WRITE_ATTEMPTS = 30  # about 3.5 minutes of retries: longer than any restart here
 API_PATIENCE = 180.0  # how long a call of the driver is retried while the control plane is away
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 REPO = Path(__file__).resolve().parents[2]
@@ -436,7 +437,7 @@ def run(
     began = time.monotonic()
     state = _prepare(root, echo)
     rest = Rest(load_endpoint(state.kubeconfig))
-    sim = KubeSim(state.kubeconfig, namespaces={NAMESPACE}, write_patience=API_PATIENCE)
+    sim = KubeSim(state.kubeconfig, namespaces={NAMESPACE}, write_attempts=SIM_WRITE_ATTEMPTS)
     replicas = [Replica(x, root, workdir, echo) for x in "ab"]
     try:
         sim.start()

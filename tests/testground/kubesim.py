@@ -41,9 +41,9 @@ LEASE_SECONDS = 40
 LEASE_RENEW_EVERY = 10.0
 # The kubelet's status manager retries a status update that failed; so does the simulator, for
 # failures that say nothing about the pod (a slow, overloaded or restarting API server), with
-# backoff, for this long by default (`write_patience`).
-WRITE_PATIENCE = 15.0
-WRITE_BACKOFF_MAX = 2.0
+# backoff (0.5 s doubling up to 8 s): 6 attempts by default (15.5 s), more with `write_attempts`.
+WRITE_ATTEMPTS = 6
+WRITE_BACKOFF_MAX = 8.0
 TRANSIENT_CODES = (429, 500, 502, 503, 504)
 NODE_STATUS_EVERY = 60.0
 TERMINAL = ("Succeeded", "Failed")
@@ -141,7 +141,7 @@ class KubeSim:
         record: bool = True,
         max_pods: int = 1000,
         namespaces: set[str] | None = None,
-        write_patience: float = WRITE_PATIENCE,
+        write_attempts: int = WRITE_ATTEMPTS,
     ) -> None:
         self.endpoint = endpoint or load_endpoint(kubeconfig)
         self.selectors = tuple(selectors)
@@ -153,7 +153,7 @@ class KubeSim:
         # None: every namespace. A set (which the caller may keep adding to) keeps two test
         # sessions sharing one cluster from running each other's pods with the wrong plans.
         self.namespaces = namespaces
-        self.write_patience = write_patience
+        self.write_attempts = write_attempts
         self.errors: list[str] = []
         self.writes = 0
         # Wall clock minus monotonic clock, to read PodRecord times as time.time().
@@ -704,20 +704,19 @@ class KubeSim:
 
     async def _request(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
         """A pod's write or read, retried while the API server is only slow, overloaded or
-        away, for `write_patience` seconds."""
-        give_up = time.monotonic() + self.write_patience
-        delay = 0.5
-        while True:
+        away (`write_attempts` attempts)."""
+        last = self.write_attempts - 1
+        for attempt in range(self.write_attempts):
             try:
                 return await self.api.request(*args, **kwargs)
             except (TimeoutError, aiohttp.ClientError):
-                if time.monotonic() + delay > give_up:
+                if attempt == last:
                     raise
             except ApiError as e:
-                if e.code not in TRANSIENT_CODES or time.monotonic() + delay > give_up:
+                if e.code not in TRANSIENT_CODES or attempt == last:
                     raise
-            await asyncio.sleep(delay)
-            delay = min(2 * delay, WRITE_BACKOFF_MAX)
+            await asyncio.sleep(min(0.5 * 2**attempt, WRITE_BACKOFF_MAX))
+        raise AssertionError("unreachable")
 
     async def _bind(self, run: _Run) -> bool:
         body = {
