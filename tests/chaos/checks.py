@@ -177,7 +177,7 @@ def overlaps(ev: Evidence) -> tuple[Check, Check]:
                 beside.checked += 1
 
                 def span(start: float | None, end: float | None) -> tuple[float, float]:
-                    return (start or math.inf, math.inf if end is None else end)
+                    return (math.inf if start is None else start, math.inf if end is None else end)
 
                 def show(r: PodRecord, start: float | None, end: float | None) -> str:
                     if start is None:
