@@ -43,15 +43,18 @@ class Size:
     recreates: int
     decoy_pods: int
     decoy_secrets: int
+    settle_seconds: float  # how long the jobs may take to end after the last fault
 
 
 SMALL = Size(
     jobs=36, seconds=70, kills=1, apiserver_restarts=1, etcd_restarts=1, freezes=1,
     pod_deletions=3, pod_evictions=2, recreates=3, decoy_pods=2, decoy_secrets=2,
+    settle_seconds=150,
 )  # fmt: skip
 FULL = Size(
     jobs=400, seconds=300, kills=4, apiserver_restarts=2, etcd_restarts=2, freezes=2,
     pod_deletions=25, pod_evictions=15, recreates=25, decoy_pods=12, decoy_secrets=8,
+    settle_seconds=300,
 )  # fmt: skip
 
 
@@ -82,8 +85,8 @@ class Scenario:
     faults: tuple[Fault, ...]
 
 
-# (weight, maker) of what the node does with one attempt's pod.
 def _behaviour(rng: random.Random) -> Behaviour:
+    """What the node does with one attempt's pod, drawn by weight."""
     quick = round(rng.uniform(0.2, 3.0), 2)
     choices: list[tuple[int, Behaviour]] = [
         (40, Behaviour.succeeds(quick)),

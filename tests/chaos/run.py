@@ -427,7 +427,6 @@ def run(
     workdir: Path,
     root: Path | None = None,
     echo: Echo = print,
-    settle_seconds: float = 300.0,
     keep: bool = False,
 ) -> Result:
     """Runs the scenario of `size` and `seed`; operator logs and the report go to `workdir`."""
@@ -452,7 +451,7 @@ def run(
         echo(f"chaos: {len(scenario.jobs)} jobs, {len(scenario.faults)} faults, seed {seed}")
         driver.play()
         played = driver.now()
-        settled = driver.settle(settle_seconds)
+        settled = driver.settle(size.settle_seconds)
         pods_settled = driver.settle_pods(30.0)
         jobs, pods, decoys = driver.jobs(), driver.pods(), driver.decoys_after()
         records = sim.records()
