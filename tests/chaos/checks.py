@@ -29,11 +29,13 @@ class Decoy:
 
 @dataclass
 class Check:
-    """One property: how many cases it looked at, and each case that broke it."""
+    """One property: how many cases it looked at, each case that broke it, and the cases it
+    let pass that a reader should know of."""
 
     name: str
     checked: int = 0
     violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -112,12 +114,23 @@ def _own_pods(ev: Evidence) -> dict[str, dict[int, list[str]]]:
     return own
 
 
+def _first_terminal(ev: Evidence) -> dict[str, float]:
+    """job uid -> when a terminal status was first stored (wall clock)."""
+    first: dict[str, float] = {}
+    for s in ev.statuses:
+        if s.phase in TERMINAL and s.uid not in first:
+            first[s.uid] = s.at
+    return first
+
+
 def own_outcome(ev: Evidence) -> Check:
     """A terminal job reports its own last pod: the attempt, the pod, its exit code and whether
-    it succeeded."""
+    it succeeded. A pod deleted before its job ended may be gone before the operator read its
+    result: `Failed` is then no false report (a note, not a violation); `Succeeded` would be."""
     check = Check("outcome of the job's own last pod")
     own = _own_pods(ev)
     records = {r.uid: r for r in ev.records}
+    ended_at = _first_terminal(ev)
     for job in ev.jobs:
         phase = _phase(job)
         if phase not in TERMINAL:
@@ -144,9 +157,12 @@ def own_outcome(ev: Evidence) -> Check:
         if rec.ended is None:
             check.violations.append(f"{said}: {pod} still runs")
         if (rec.phase == "Succeeded") != (phase == "Succeeded"):
-            check.violations.append(
-                f"{said}: {pod} ended {rec.phase}/{rec.reason}, exit code {rec.exit_code}"
-            )
+            how = f"{said}: {pod} ended {rec.phase}/{rec.reason}, exit code {rec.exit_code}"
+            gone = None if rec.gone is None else rec.gone + ev.wall_t0 - ev.t0
+            if phase != "Succeeded" and gone is not None and gone <= ended_at.get(uid, 0.0):
+                check.notes.append(f"{how}, and was deleted {ended_at[uid] - gone:.2f} s before")
+            else:
+                check.violations.append(how)
         if status.get("podName") not in (None, rec.name):
             check.violations.append(f"{said}: names pod {status['podName']}, not {pod}")
         code = status.get("exitCode")

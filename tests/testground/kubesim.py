@@ -72,7 +72,7 @@ class PodRecord:
     phase: str | None = None  # the last phase the node wrote
     reason: str | None = None  # the pod's reason with a terminal phase (Evicted, DeadlineExceeded)
     exit_code: int | None = None  # the first main container's, once terminated
-    deleted: bool = False  # the pod is gone from the API server
+    gone: float | None = None  # the node saw the pod gone from the API server
 
     @property
     def live(self) -> bool:
@@ -650,7 +650,7 @@ class KubeSim:
             return
         now = time.monotonic()
         with self._changed:
-            rec.deleted = True
+            rec.gone = rec.gone or now
             if rec.ran_from is not None and rec.ran_until is None:
                 rec.ran_until = now
             if rec.ended is None:

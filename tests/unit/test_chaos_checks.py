@@ -85,3 +85,33 @@ def test_a_result_rewritten_after_it_was_terminal_is_found() -> None:
 def test_the_same_seed_gives_the_same_scenario() -> None:
     assert plan.make(plan.SMALL, 3) == plan.make(plan.SMALL, 3)
     assert plan.make(plan.SMALL, 3) != plan.make(plan.SMALL, 4)
+
+
+def _job(phase: str, reason: str | None = None) -> dict[str, Any]:
+    status = {"phase": phase, "reason": reason, "attempt": 1}
+    return {"metadata": {"name": "c001", "uid": "job"}, "status": status}
+
+
+def test_a_failed_job_whose_succeeded_pod_was_deleted_first_is_only_a_note() -> None:
+    pod = _rec("p1", 0, (1, 2), 2)
+    pod.phase, pod.gone = "Succeeded", 3.0
+    ended = audit.StatusWrite(5, "job", "c001", "Failed", "PodDeleted", 1, "op")
+    ev = _evidence(jobs=[_job("Failed", "PodDeleted")], records=[pod], statuses=[ended])
+    check = checks.own_outcome(ev)
+    assert check.violations == [] and len(check.notes) == 1
+
+
+def test_a_green_job_whose_own_pod_failed_is_a_violation() -> None:
+    pod = _rec("p1", 0, (1, 2), 2)
+    pod.phase, pod.exit_code = "Failed", 1
+    ev = _evidence(jobs=[_job("Succeeded")], records=[pod])
+    assert len(checks.own_outcome(ev).violations) == 1
+
+
+def test_a_green_job_without_a_pod_of_its_own_is_a_violation() -> None:
+    foreign = _rec("p1", 0, (1, 2), 2)
+    foreign.owner_uid, foreign.phase = "an-older-job", "Succeeded"
+    ev = _evidence(jobs=[_job("Succeeded")], records=[foreign])
+    assert checks.own_outcome(ev).violations == [
+        "c001 (job) Succeeded/None: no pod of its own ever existed"
+    ]
