@@ -33,6 +33,7 @@ LEASE = "cijob-chaos"
 LEASE_SECONDS = 15  # the operator's (cijob.leader.Timing)
 FREEZE_SECONDS = LEASE_SECONDS + 10  # past the lease, so the standby takes over meanwhile
 LEADER_TRIES = 20  # 2 s apart: long enough for a dead holder's lease to expire
+POD_TRIES = 10  # 1 s apart
 DECOY_NODE = "chaos-decoy-node"  # no node plays it: a decoy pod stays as it was made
 GROUP, VERSION, PLURAL = "cijob.dev", "v1alpha1", "cijobs"
 OPERATOR_SETTINGS = {"imagePullGraceSeconds": 2}
@@ -312,7 +313,11 @@ class Driver:
             cluster.restart("etcd", self.root, echo=self.echo)
         elif kind in plan.POD_FAULTS:
             if not self.hit_pod(kind == plan.EVICT_POD):
-                self.skipped[kind] += 1
+                tries = arg.tries if isinstance(arg, _Later) else 0
+                if tries < POD_TRIES:  # no pod on the node right now: look again soon
+                    heapq.heappush(queue, (self.now() + 1.0, -1, kind, _Later(tries + 1)))
+                else:
+                    self.skipped[kind] += 1
                 return
         elif kind == plan.RECREATE:
             self.recreate(arg.job)
