@@ -22,6 +22,7 @@ from cijob.errors import JobError
 from cijob.job import Job, job_from_body
 from cijob.kube import Kube, KubeError, NameTaken, NotLeader
 from cijob.lifecycle import status as st
+from cijob.lifecycle.limits import within_limits
 from cijob.lifecycle.observe import Observation, done, observe_pod, parse_time, started, stopping
 from cijob.lifecycle.refusals import classify
 from cijob.lifecycle.retry import should_retry
@@ -36,9 +37,6 @@ log = logging.getLogger("cijob")
 Body = Mapping[str, Any]
 EventSink = Callable[[Body, str, str, str], None]
 Event = tuple[str, str, str]
-# A pod stuck before the kubelet enforces activeDeadlineSeconds (never scheduled, say) is
-# failed by the operator this long after the job's own timeout.
-DEADLINE_SLACK_SECONDS = 30
 # How often a pod being stopped is looked at again if no event comes (its grace period).
 STOP_RECHECK_SECONDS = 5.0
 # How often the cache is compared with the API server, for deletions a watch gap hid.
@@ -156,15 +154,7 @@ class Reconciler:
             await self._reconcile(key, body)
         except JobError as exc:
             status = self.cache.status(body)
-            new = st.build(
-                status,
-                phase="Failed",
-                generation=int(body["metadata"].get("generation") or 1),
-                now=_now(),
-                reason=exc.reason,
-                message=exc.message,
-            )
-            await self._write(body, status, new)
+            await self._set(body, status, "Failed", exc.reason, exc.message)
         status = self.cache.status(body)
         if st.is_terminal(status):
             # A deadline or image-pull recheck of the running job is moot now; only
@@ -186,16 +176,12 @@ class Reconciler:
         if job.spec.cancel:
             if pod is not None:
                 await self._stop(job, pod, "Canceled", "canceled by spec.cancel")
-            new = st.build(
-                status,
-                phase="Canceled",
-                generation=job.generation,
-                now=now,
-                reason="Canceled",
-                message="canceled by spec.cancel",
-                exit_code=status.get("exitCode"),
+            canceled = ("Normal", "Canceled", "the job was canceled")
+            message = "canceled by spec.cancel"
+            exit_code = status.get("exitCode")
+            await self._set(
+                body, status, "Canceled", "Canceled", message, [canceled], exit_code=exit_code
             )
-            await self._write(body, status, new, [("Normal", "Canceled", "the job was canceled")])
             return
         if attempt == 0 or st.current_attempt_ended(status):
             if pod is not None and not done(pod):
@@ -211,7 +197,9 @@ class Reconciler:
             if pod is not None
             else Observation("Failed", "PodDeleted", "the pod was deleted before the job finished")
         )
-        obs = self._within_limits(job, pod, obs, now)
+        if pod is not None:
+            timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
+            obs = within_limits(pod, obs, timeout, self.config.pendingTimeoutSeconds, now)
         if not obs.terminal:
             await self._write(body, status, st.from_observation(status, obs, job.generation, now))
             if obs.recheck_after is not None:
@@ -231,17 +219,13 @@ class Reconciler:
             if not alive:
                 await self._start(key, body, job, status, attempt + 1, now, attempts, [retrying])
                 return
-            new = st.build(
-                status,
-                phase="Pending",
-                generation=job.generation,
-                now=now,
-                reason="Retrying",
-                message=f"attempt {attempt} failed ({obs.reason}); attempt {attempt + 1} "
-                f"starts once pod {status.get('podName')} has stopped",
-                attempts=attempts,
+            message = (
+                f"attempt {attempt} failed ({obs.reason}); attempt {attempt + 1} "
+                f"starts once pod {status.get('podName')} has stopped"
             )
-            await self._write(body, status, new, [retrying])
+            await self._set(
+                body, status, "Pending", "Retrying", message, [retrying], attempts=attempts
+            )
             self.timers.schedule(key, STOP_RECHECK_SECONDS)
             return
         await self._write(body, status, st.from_observation(status, obs, job.generation, now))
@@ -259,39 +243,6 @@ class Reconciler:
             self.cache.pods[(job.namespace, fetched["metadata"]["name"])] = fetched
             return fetched
         return pod
-
-    def _within_limits(
-        self, job: Job, pod: Body | None, obs: Observation, now: datetime
-    ) -> Observation:
-        """The attempt's timeout counts from its own pod's start, as the kubelet counts
-        activeDeadlineSeconds; a pod no kubelet has started may wait `pendingTimeoutSeconds`."""
-        if obs.terminal or pod is None:
-            return obs
-        limit = parse_duration(job.spec.timeout or self.config.defaults.timeout)
-        pod_start = parse_time((pod.get("status") or {}).get("startTime"))
-        if pod_start is not None:
-            left = limit + DEADLINE_SLACK_SECONDS - (now - pod_start).total_seconds()
-            what = f"the attempt did not finish within {limit} s"
-            reason = "Timeout"
-        else:
-            created = parse_time(pod["metadata"].get("creationTimestamp")) or now
-            bound = self.config.pendingTimeoutSeconds
-            left = bound - (now - created).total_seconds()
-            what = f"the pod was not started within {bound} s: {obs.message or 'not scheduled'}"
-            reason = "PendingTimeout"
-        if left <= 0:
-            return Observation("Failed", reason, what, start_time=obs.start_time, images=obs.images)
-        recheck = left if obs.recheck_after is None else min(left, obs.recheck_after)
-        return Observation(
-            obs.phase,
-            obs.reason,
-            obs.message,
-            obs.exit_code,
-            obs.start_time,
-            obs.completion_time,
-            obs.images,
-            recheck,
-        )
 
     async def _stop(self, job: Job, pod: Body, reason: str, message: str) -> None:
         """Ends an attempt's pod at once, keeping its log: a started pod's deadline is lowered
@@ -335,16 +286,10 @@ class Reconciler:
         except KubeError as exc:
             refusal = classify(exc.status, exc.message)
             if not refusal.transient:
-                new = st.build(
-                    status,
-                    phase="Failed",
-                    generation=job.generation,
-                    now=now,
-                    reason=refusal.reason,
-                    message=f"the API server refused pod {name}: {refusal.message}",
-                    attempts=attempts,
+                message = f"the API server refused pod {name}: {refusal.message}"
+                await self._set(
+                    body, status, "Failed", refusal.reason, message, events, attempts=attempts
                 )
-                await self._write(body, status, new, events)
                 return
             await self._wait(key, body, job, status, refusal.reason, refusal.message, attempts)
             return
@@ -386,16 +331,8 @@ class Reconciler:
             message = f"{what} still exists; waiting for it to be deleted"
             await self._wait(key, body, job, status, "ObjectNameInUse", message, attempts)
             return
-        new = st.build(
-            status,
-            phase="Failed",
-            generation=job.generation,
-            now=_now(),
-            reason="NameConflict",
-            message=f"{what} has the name this job needs; it is not the job's and is left alone",
-            attempts=attempts,
-        )
-        await self._write(body, status, new)
+        message = f"{what} has the name this job needs; it is not the job's and is left alone"
+        await self._set(body, status, "Failed", "NameConflict", message, attempts=attempts)
 
     async def _wait(
         self,
@@ -412,16 +349,8 @@ class Reconciler:
         since = parse_time(st.waiting_since(status)) or now
         bound = self.config.pendingTimeoutSeconds
         if (now - since).total_seconds() >= bound:
-            new = st.build(
-                status,
-                phase="Failed",
-                generation=job.generation,
-                now=now,
-                reason="PendingTimeout",
-                message=f"waited {bound} s for the job to start: {reason}: {message}",
-                attempts=attempts,
-            )
-            await self._write(body, status, new)
+            why = f"waited {bound} s for the job to start: {reason}: {message}"
+            await self._set(body, status, "Failed", "PendingTimeout", why, attempts=attempts)
             return
         new = st.build(
             status,
@@ -450,6 +379,24 @@ class Reconciler:
             self.timers.schedule(key, left)
             return
         await self.kube.delete_job(key[0], key[1], body["metadata"].get("uid", ""))
+
+    async def _set(
+        self,
+        body: Body,
+        old: Mapping[str, Any],
+        phase: str,
+        reason: str,
+        message: str,
+        events: Sequence[Event] = (),
+        **fields: Any,
+    ) -> None:
+        """Writes the status `phase` with its reason and message (and any other fields)."""
+        generation = int(body["metadata"].get("generation") or 1)
+        new = st.build(
+            old, phase=phase, generation=generation, now=_now(), reason=reason, message=message,
+            **fields,
+        )  # fmt: skip
+        await self._write(body, old, new, events)
 
     async def _write(
         self,

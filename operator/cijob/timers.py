@@ -64,7 +64,7 @@ class Backoff(Generic[K]):
     burst: int = RETRY_BURST
     clock: Callable[[], float] = time.monotonic
     failures: dict[K, int] = field(default_factory=dict)
-    _tokens: float = -1.0
+    _tokens: float | None = None
     _last: float = 0.0
 
     def when(self, key: K) -> float:
@@ -79,9 +79,7 @@ class Backoff(Generic[K]):
 
     def _take(self) -> float:
         now = self.clock()
-        if self._tokens < 0:
-            self._tokens, self._last = float(self.burst), now
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        self._tokens -= 1
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        tokens = float(self.burst) if self._tokens is None else self._tokens
+        tokens = min(self.burst, tokens + (now - self._last) * self.rate) - 1
+        self._tokens, self._last = tokens, now
+        return 0.0 if tokens >= 0 else -tokens / self.rate

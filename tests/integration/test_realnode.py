@@ -162,6 +162,9 @@ def test_failing_line_exit_code_is_the_jobs_and_after_script_runs(
     log = build_log(cijobs, namespace, status["podName"])
     assert "before" in log and "never\n" not in log.replace("$ echo never\n", "")
     assert "after-script ran" in log
+    # the reason on the resource: the failed script's last lines, as the kubelet kept them
+    assert "$ sh -c 'exit 7'" in status["logTail"], status
+    assert status["logTail"] in log
 
 
 def test_service_reached_by_alias_and_derived_host_name(
@@ -224,13 +227,32 @@ def test_cancel_stops_a_really_running_script(
     node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
     start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
-    cijobs.create(namespace, "long", spec(node.image("sh"), ["echo started", "sleep 600"]))
+    after = ['echo "after_script saw CI_JOB_STATUS=$CI_JOB_STATUS"']
+    cijobs.create(
+        namespace, "long", spec(node.image("sh"), ["echo started", "sleep 600"], afterScript=after)
+    )
     cijobs.wait_phase(namespace, "long", "Running", timeout=TIMEOUT)
     began = time.monotonic()
     cijobs.patch_spec(namespace, "long", {"cancel": True})
     status = finished(cijobs, namespace, "long", timeout=60)
     assert status["phase"] == "Canceled", status
     assert time.monotonic() - began < 45
+    # Stopped, not deleted (docs/lifecycle.md): the kubelet ends the pod past its lowered
+    # deadline and keeps it, so its log is still there to read.
+    cijobs.wait(
+        namespace,
+        "long",
+        lambda _: (
+            ((cijobs.pod(namespace, "long-1") or {}).get("status") or {}).get("reason")
+            == "DeadlineExceeded"
+        ),
+        timeout=90,
+        what="the pod ended by the kubelet",
+    )
+    log = build_log(cijobs, namespace, "long-1")
+    assert "started" in log
+    # GitLab's after_script on cancel: the launcher stopped the script, then ran it
+    assert "after_script saw CI_JOB_STATUS=canceled" in log, log
 
 
 def test_operators_config_json_credentials_and_a_wrong_digest_is_refused(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,3 +301,77 @@ def test_launcher_reads_the_scripts_from_the_environment() -> None:
     for name in (script.SCRIPT_ENV, script.AFTER_SCRIPT_ENV, script.AFTER_SCRIPT_TIMEOUT_ENV):
         assert f"${name}" in script.LAUNCHER
     assert BASH_CANDIDATES in script.LAUNCHER
+
+
+@SHELLS
+def test_after_script_sees_ci_job_status_success_or_failed(outer: str, inner: str) -> None:
+    ok = launch(outer, inner, ["true"], after=['echo "status=$CI_JOB_STATUS"'])
+    assert "status=success\n" in ok.out
+    bad = launch(outer, inner, ["exit 4"], after=['echo "status=$CI_JOB_STATUS"'])
+    assert (bad.rc, "status=failed\n" in bad.out) == (4, True)
+
+
+@SHELLS
+def test_sigterm_stops_the_script_and_after_script_runs_as_canceled(
+    outer: str, inner: str, tmp_path: Path
+) -> None:
+    # What the kubelet does to a stopped attempt (cancel, timeout): SIGTERM to the launcher,
+    # which is the container's first process, then SIGKILL once the grace period is over.
+    launcher = script.LAUNCHER
+    if inner == "sh":
+        launcher = launcher.replace(BASH_CANDIDATES, "/nonexistent/bash")
+    shell = {"dash": DASH, "bash": BASH}[outer]
+    assert shell is not None
+    marker = tmp_path / "child-ran-on"
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        script.SCRIPT_ENV: script.build_script(
+            [], ["echo started", f"(sleep 30; touch {marker}) &", "sleep 30", "echo never"]
+        ),
+        script.AFTER_SCRIPT_ENV: script.after_script(['echo "after status=$CI_JOB_STATUS"']),
+        script.AFTER_SCRIPT_TIMEOUT_ENV: "60",
+    }
+    out_path = tmp_path / "out"
+    with out_path.open("wb") as out:
+        # its own session, as a container's first process: the launcher signals its group
+        proc = subprocess.Popen(
+            [shell, "-c", launcher],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            for _ in range(200):
+                if "started" in out_path.read_text() or proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            proc.terminate()
+            rc = proc.wait(20)  # far less than the script's 30 s
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = out_path.read_text()
+    assert rc == 143, text
+    assert "after status=canceled\n" in text
+    assert "never" not in text.replace("$ echo never", "")
+    # every process of the script was stopped, the one it left in the background too
+    assert _group_commands(proc.pid).count("sleep 30") == 0, _group_commands(proc.pid)
+    assert not marker.exists()
+
+
+def _group_commands(pgid: int) -> list[str]:
+    """The command lines of the live processes in a process group (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(cmdline.replace(b"\0", b" ").decode().strip())
+    return found

@@ -41,6 +41,9 @@ class AttemptStatus(Model):
     reason: str | None = Field(default=None, description="Why it ended.")
     message: str | None = Field(default=None, description="Human-readable detail.")
     exitCode: int | None = Field(default=None, description="Exit code of the build script.")
+    logTail: str | None = Field(
+        default=None, description="The last lines (at most 2 KiB) of the attempt's build output."
+    )
     startTime: str | None = Field(default=None, description="When the attempt's pod started.")
     completionTime: str | None = Field(default=None, description="When the attempt ended.")
 
@@ -59,6 +62,11 @@ class CiJobStatus(Model):
     )
     message: str | None = Field(default=None, description="Human-readable detail.")
     exitCode: int | None = Field(default=None, description="Exit code of the build script.")
+    logTail: str | None = Field(
+        default=None,
+        description="The last lines (at most 2 KiB) of a failed attempt's build output, as the "
+        "kubelet keeps them (terminationMessagePolicy FallbackToLogsOnError).",
+    )
     attempt: int | None = Field(default=None, description="Current attempt number, from 1.")
     podName: str | None = Field(default=None, description="Pod of the current attempt.")
     startTime: str | None = Field(

@@ -23,6 +23,8 @@ EVICTION_REASONS = {
     "TerminationByKubelet",
 }
 START_FAILURES = {"StartError", "ContainerCannotRun"}
+# The kubelet's own cap on a fallback termination message (80 lines, 2048 bytes).
+LOG_TAIL_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Observation:
     images: list[dict[str, str]] = field(default_factory=list)
     # Seconds until the observation may change with no new event (a grace period ending).
     recheck_after: float | None = None
+    # The end of the build container's output, when it failed (the kubelet's fallback message).
+    log_tail: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -121,6 +125,7 @@ def _terminated(pod: Pod, now: datetime) -> Observation | None:
             "the build container ran out of memory",
             exit_code=code,
             completion_time=finished,
+            log_tail=log_tail(term),
             **common,
         )
     if term.get("reason") in START_FAILURES:
@@ -152,8 +157,19 @@ def _terminated(pod: Pod, now: datetime) -> Observation | None:
         f"script exited with code {code}",
         exit_code=code,
         completion_time=finished,
+        log_tail=log_tail(term),
         **common,
     )
+
+
+def log_tail(term: Mapping[str, Any]) -> str | None:
+    """The last 2 KiB of a failed build container's output: what the kubelet wrote as its
+    termination message (FallbackToLogsOnError: the log's end when the file is empty)."""
+    message = term.get("message")
+    if not message:
+        return None
+    data = str(message).encode()[-LOG_TAIL_BYTES:]
+    return data.decode(errors="ignore")
 
 
 def _waiting(pod: Pod, now: datetime, grace: float) -> Observation | None:
@@ -193,6 +209,7 @@ def _stopped(pod: Pod) -> Observation | None:
         start_time=status.get("startTime"),
         completion_time=term.get("finishedAt"),
         images=images(pod),
+        log_tail=log_tail(term),
     )
 
 

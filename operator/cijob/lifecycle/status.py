@@ -18,6 +18,7 @@ _COMPARED = (
     "reason",
     "message",
     "exitCode",
+    "logTail",
     "attempt",
     "podName",
     "images",
@@ -68,6 +69,7 @@ def build(
     attempts: list[dict[str, Any]] | None = None,
     attempt_start_time: str | None = None,
     waiting: bool = False,
+    log_tail: str | None = None,
 ) -> Status:
     """A whole new status; `None` values are written as null so merge patches clear them.
 
@@ -79,6 +81,7 @@ def build(
         "reason": reason,
         "message": message,
         "exitCode": exit_code,
+        "logTail": log_tail,
         "attempt": attempt if attempt is not None else old.get("attempt"),
         "podName": pod_name if pod_name is not None else old.get("podName"),
         "images": images if images is not None else old.get("images"),
@@ -142,6 +145,7 @@ def from_observation(
         start_time=obs.start_time,
         completion_time=obs.completion_time,
         attempt_start_time=obs.start_time,
+        log_tail=obs.log_tail,
         # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
         waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
     )
@@ -162,6 +166,7 @@ def attempt_record(old: Mapping[str, Any], obs: Observation) -> dict[str, Any]:
         "reason": obs.reason,
         "message": obs.message,
         "exitCode": obs.exit_code,
+        "logTail": obs.log_tail,
         "startTime": obs.start_time,
         "completionTime": obs.completion_time,
     }

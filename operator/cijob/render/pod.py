@@ -17,6 +17,8 @@ from cijob.render import names, script
 BUILDS_DIR = "/builds"
 BUILD_CONTAINER = "build"
 DOCKER_AUTH_CONFIG = "DOCKER_AUTH_CONFIG"
+# Time for the launcher to stop the script before after_script's own limit starts counting.
+AFTER_SCRIPT_GRACE_MARGIN_SECONDS = 10
 
 _PULL_POLICY = {
     "always": "Always",
@@ -225,6 +227,9 @@ def get_pod(
         "workingDir": workdir,
         "env": [*env_refs, *_env(build_env)],
         "volumeMounts": [{"name": "builds", "mountPath": BUILDS_DIR}],
+        # A failed script's last lines become the container's termination message, which
+        # the operator copies to status.logTail: the reason is on the resource.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if command is not None:
         build["command"] = command
@@ -246,6 +251,12 @@ def get_pod(
         "containers": [build],
         "volumes": [{"name": "builds", "emptyDir": {}}],
     }
+    if spec.afterScript:
+        # A stopped attempt gets SIGTERM, then SIGKILL after the grace period: the launcher
+        # stops the script and runs after_script within its limit in between.
+        pod_spec["terminationGracePeriodSeconds"] = (
+            config.afterScriptTimeoutSeconds + AFTER_SCRIPT_GRACE_MARGIN_SECONDS
+        )
     sidecars = _service_containers(services, job_env, env_refs, env_from, config)
     if sidecars:
         pod_spec["initContainers"] = sidecars

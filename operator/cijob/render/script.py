@@ -13,13 +13,42 @@ AFTER_SCRIPT_TIMEOUT_ENV = "CIJOB_AFTER_SCRIPT_TIMEOUT"
 # GitLab Runner does (bash where the image has one, else sh) and keeps the script's exit code
 # as its own, whatever after_script does. The scripts travel in environment variables so the
 # launcher is one fixed string whatever entrypoint wraps it.
+#
+# A stopped attempt (cancel, timeout: the kubelet sends SIGTERM, then waits the pod's grace
+# period) stops the script's processes, which share the launcher's process group, and still
+# runs after_script, as GitLab does since 17.0. CI_JOB_STATUS is success, failed or canceled
+# inside after_script, as GitLab sets it.
 LAUNCHER = f"""\
 CIJOB_SHELL=sh
 for cijob_s in /usr/local/bin/bash /usr/bin/bash /bin/bash; do
   if [ -x "$cijob_s" ]; then CIJOB_SHELL=$cijob_s; break; fi
 done
-"$CIJOB_SHELL" -c "${SCRIPT_ENV}"
+cijob_wait() {{
+  wait "$1"
+  cijob_rc=$?
+  while kill -0 "$1" 2>/dev/null; do wait "$1"; cijob_rc=$?; done
+}}
+cijob_stopped=
+trap 'cijob_stopped=1' TERM INT
+"$CIJOB_SHELL" -c "${SCRIPT_ENV}" &
+cijob_main=$!
+wait "$cijob_main"
 cijob_rc=$?
+if [ -n "$cijob_stopped" ]; then
+  trap : TERM INT
+  echo "cijob: the job was stopped (SIGTERM): stopping the script"
+  kill -TERM 0 2>/dev/null
+  cijob_wait "$cijob_main"
+  cijob_rc=143
+  CI_JOB_STATUS=canceled
+elif [ "$cijob_rc" -eq 0 ]; then
+  CI_JOB_STATUS=success
+else
+  CI_JOB_STATUS=failed
+fi
+export CI_JOB_STATUS
+cijob_status=$cijob_rc
+trap : TERM INT
 if [ -n "${AFTER_SCRIPT_ENV}" ]; then
   "$CIJOB_SHELL" -c "${AFTER_SCRIPT_ENV}" &
   cijob_after=$!
@@ -27,10 +56,11 @@ if [ -n "${AFTER_SCRIPT_ENV}" ]; then
     echo "after_script timed out after ${AFTER_SCRIPT_TIMEOUT_ENV} s" &&
     kill -TERM "$cijob_after" 2>/dev/null) &
   cijob_watchdog=$!
-  wait "$cijob_after" || echo "after_script failed with exit code $? (ignored)"
+  cijob_wait "$cijob_after"
+  [ "$cijob_rc" -eq 0 ] || echo "after_script failed with exit code $cijob_rc (ignored)"
   kill "$cijob_watchdog" 2>/dev/null
 fi
-exit "$cijob_rc"
+exit "$cijob_status"
 """
 
 

@@ -1,0 +1,38 @@
+"""How long an attempt may run, and how long its pod may wait for a node: pure arithmetic."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from cijob.lifecycle.observe import Observation, parse_time
+
+# A pod stuck before the kubelet enforces activeDeadlineSeconds is failed by the operator
+# this long after the attempt's own timeout.
+DEADLINE_SLACK_SECONDS = 30
+
+
+def within_limits(
+    pod: Mapping[str, Any], obs: Observation, timeout: int, pending_timeout: int, now: datetime
+) -> Observation:
+    """The observation, or the failure it has become: an attempt's timeout counts from its
+    own pod's start, as the kubelet counts activeDeadlineSeconds; a pod no kubelet has started
+    may wait `pending_timeout` seconds. A live one is rechecked when its limit falls due."""
+    if obs.terminal:
+        return obs
+    pod_start = parse_time((pod.get("status") or {}).get("startTime"))
+    if pod_start is not None:
+        left = timeout + DEADLINE_SLACK_SECONDS - (now - pod_start).total_seconds()
+        reason, what = "Timeout", f"the attempt did not finish within {timeout} s"
+    else:
+        created = parse_time(pod["metadata"].get("creationTimestamp")) or now
+        left = pending_timeout - (now - created).total_seconds()
+        reason = "PendingTimeout"
+        what = f"the pod was not started within {pending_timeout} s: "
+        what += obs.message or "not scheduled"
+    if left <= 0:
+        return Observation("Failed", reason, what, start_time=obs.start_time, images=obs.images)
+    recheck = left if obs.recheck_after is None else min(left, obs.recheck_after)
+    return replace(obs, recheck_after=recheck)
