@@ -244,6 +244,20 @@ def stopped_at_end(ev: Evidence) -> Check:
     return check
 
 
+def _pod_story(ev: Evidence, uid: str) -> str:
+    """Who made a pod when, and what the node did with it, for a violation's message."""
+    parts = [uid[:8]]
+    made = next((c for c in ev.creates if c.uid == uid), None)
+    if made is not None:
+        parts.append(f"made by {made.user} at {made.at - ev.wall_t0:.2f} s")
+    rec = next((r for r in ev.records if r.uid == uid), None)
+    if rec is not None:
+        ended = "" if rec.ended is None else f", ended {rec.ended - ev.t0:.2f} s"
+        gone = "" if rec.gone is None else f", gone {rec.gone - ev.t0:.2f} s"
+        parts.append(f"seen {rec.seen - ev.t0:.2f} s{ended} {rec.phase}/{rec.reason}{gone}")
+    return " ".join(parts)
+
+
 def one_pod_per_attempt(ev: Evidence) -> Check:
     check = Check("one pod per attempt")
     for job_uid, attempts in _own_pods(ev).items():
@@ -251,8 +265,9 @@ def one_pod_per_attempt(ev: Evidence) -> Check:
             check.checked += 1
             if len(pods) > 1:
                 name = ev.incarnations.get(job_uid, "?")
+                stories = "; ".join(_pod_story(ev, p) for p in pods)
                 check.violations.append(
-                    f"{name} ({job_uid[:8]}): {len(pods)} pods for attempt {attempt}"
+                    f"{name} ({job_uid[:8]}): {len(pods)} pods for attempt {attempt}: {stories}"
                 )
     return check
 
