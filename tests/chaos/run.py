@@ -7,6 +7,7 @@ import contextlib
 import heapq
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -436,7 +437,8 @@ def run(
 ) -> Result:
     """Runs the scenario of `size` and `seed`; operator logs and the report go to `workdir`."""
     root = root or default_root()
-    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # the logs of an earlier run of this seed
+    workdir.mkdir(parents=True)
     scenario = plan.make(size, seed)
     began = time.monotonic()
     state = _prepare(root, echo)
