@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cijob.api.spec import ServiceSpec
+from cijob.durations import parse_duration
 
 CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
 CONFIG_ENV = "CIJOB_CONFIG"
@@ -31,6 +32,12 @@ class Defaults(BaseModel):
         default_factory=list, description="Services added to every job."
     )
     timeout: str = Field(default="1h", description="Timeout of jobs that set none.")
+
+    @field_validator("timeout")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        parse_duration(value)  # refused here, not at every job's start
+        return value
 
 
 class OperatorConfig(BaseModel):
@@ -90,3 +97,82 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
 
 def dump_config(config: OperatorConfig) -> str:
     return json.dumps(config.model_dump(mode="json", exclude_none=True), indent=2)
+
+
+class ConfigError(Exception):
+    """A configuration the operator cannot start with; its message is one line naming the
+    source, the key and what is wrong."""
+
+
+def read_config(path: str | None = None, env: Mapping[str, str] | None = None) -> OperatorConfig:
+    """`load_config`, with every way it can fail (no such file, not YAML, a bad key or
+    value) as one ConfigError."""
+    env = os.environ if env is None else env
+    path = path or env.get(CONFIG_FILE_ENV)
+    source = path or f"${CONFIG_ENV}"
+    try:
+        text = Path(path).read_text() if path else env.get(CONFIG_ENV, "") or "{}"
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read it: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not YAML: not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not YAML: {_yaml_problem(e)}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of settings, got {_kind(data)}")
+    try:
+        return OperatorConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {explain(e, data)}") from None
+
+
+def explain(error: ValidationError, data: Any) -> str:
+    """pydantic's errors as `key.path: what is wrong`, joined on one line."""
+    problems: dict[str, list[str]] = {}
+    for item in error.errors():
+        where = dotted(item["loc"], data, missing=item["type"] == "missing")
+        problems.setdefault(where or "(top level)", []).append(_what(item))
+    return "; ".join(f"{where}: {' or '.join(dict.fromkeys(w))}" for where, w in problems.items())
+
+
+def dotted(loc: Sequence[int | str], data: Any, missing: bool = False) -> str:
+    """`defaults.services[0].name` for pydantic's location. Steps that are not keys of the
+    data (the names of a union's members) are left out."""
+    path, node = "", data
+    for i, step in enumerate(loc):
+        if isinstance(step, int) and isinstance(node, list) and 0 <= step < len(node):
+            path, node = f"{path}[{step}]", node[step]
+        elif isinstance(node, Mapping) and step in node:
+            path, node = f"{path}.{step}" if path else str(step), node[step]
+        elif missing and i == len(loc) - 1:
+            path = f"{path}.{step}" if path else str(step)
+    return path
+
+
+def _what(item: Mapping[str, Any]) -> str:
+    if item["type"] == "extra_forbidden":
+        return "unknown key"
+    if item["type"] == "missing":
+        return "required, not given"
+    message = str(item["msg"])
+    message = message.removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    value = item.get("input")
+    if isinstance(value, (Mapping, list)):
+        return message
+    shown = repr(value)
+    return f"{message} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+
+
+def _kind(data: Any) -> str:
+    if isinstance(data, list):
+        return "a list"
+    return "a string" if isinstance(data, str) else f"a {type(data).__name__}"
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem

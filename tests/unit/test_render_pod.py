@@ -323,14 +323,44 @@ def test_shell_launcher_starts_sh() -> None:
     assert script.shell_launcher() == ["sh", "-c", script.LAUNCHER]
 
 
+def _as_the_kubelet_passes_it(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' expansion of an env value (third_party/forked/golang/expansion): `$$` is
+    `$`, `$(NAME)` is NAME's value when defined earlier, anything else stays."""
+    out, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif value.startswith("$(", i) and ")" in value[i:]:
+            name = value[i + 2 : value.index(")", i)]
+            out.append(env.get(name, f"$({name})"))
+            i = value.index(")", i) + 1
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
 def test_scripts_travel_in_the_environment() -> None:
     spec = job_spec(beforeScript=["bundle install"], afterScript=["echo done"])
     env = env_of(build_of(render(spec, config(afterScriptTimeoutSeconds=42))))
-    assert env[script.SCRIPT_ENV] == script.build_script(
+    assert _as_the_kubelet_passes_it(env[script.SCRIPT_ENV], env) == script.build_script(
         ["bundle install"], ["bundle exec rake spec"]
     )
-    assert env[script.AFTER_SCRIPT_ENV] == script.after_script(["echo done"])
+    assert _as_the_kubelet_passes_it(env[script.AFTER_SCRIPT_ENV], env) == script.after_script(
+        ["echo done"]
+    )
     assert env[script.AFTER_SCRIPT_TIMEOUT_ENV] == "42"
+
+
+def test_dollar_signs_in_scripts_reach_the_shell_as_written() -> None:
+    lines = ["echo $$ $(date) $(CI) ${CI} $$(x)", "echo '$(CI_PROJECT_DIR)'"]
+    env = env_of(build_of(render(job_spec(script=lines, afterScript=lines))))
+    seen = _as_the_kubelet_passes_it(env[script.SCRIPT_ENV], env)
+    assert seen == script.build_script([], lines)
+    assert _as_the_kubelet_passes_it(env[script.AFTER_SCRIPT_ENV], env) == script.after_script(
+        lines
+    )
 
 
 def test_after_script_limit_is_five_minutes_by_default() -> None:

@@ -101,6 +101,12 @@ def project_dir(job: Job) -> str:
     return f"{BUILDS_DIR}/{job.spec.project or f'{job.namespace}/{job.name}'}"
 
 
+def _literal(value: str) -> str:
+    """An env value the kubelet passes as written: it expands `$(NAME)` and turns `$$` into
+    `$`, which would change a script such as `echo $$` or `echo $(date)`."""
+    return value.replace("$", "$$")
+
+
 def _env(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
@@ -216,8 +222,8 @@ def get_pod(
     env_refs = _env_refs(job)
     build_env = {
         **job_env,
-        script.SCRIPT_ENV: script.build_script(spec.beforeScript or [], spec.script),
-        script.AFTER_SCRIPT_ENV: script.after_script(spec.afterScript or []),
+        script.SCRIPT_ENV: _literal(script.build_script(spec.beforeScript or [], spec.script)),
+        script.AFTER_SCRIPT_ENV: _literal(script.after_script(spec.afterScript or [])),
         script.AFTER_SCRIPT_TIMEOUT_ENV: str(config.afterScriptTimeoutSeconds),
     }
     command, args = entrypoint_command(image.entrypoint)

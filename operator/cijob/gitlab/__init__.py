@@ -1,0 +1,1 @@
+"""`.gitlab-ci.yml` as GitLab reads it, turned into CiJob manifests (`cijob convert`)."""
