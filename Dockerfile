@@ -45,8 +45,10 @@ FROM ${PYTHON_IMAGE}
 # amazon-ecr-credential-helper). Empty: none.
 ARG CREDENTIAL_HELPERS=""
 
+# git is always installed: the image is also the default image of the jobs' clone container,
+# which runs `git`.
 RUN set -eu; \
-    packages=""; \
+    packages="git"; \
     for helper in $(echo "${CREDENTIAL_HELPERS}" | tr ',' ' '); do \
         case "${helper}" in \
             ecr-login) packages="${packages} amazon-ecr-credential-helper" ;; \
@@ -55,11 +57,10 @@ RUN set -eu; \
                exit 1 ;; \
         esac; \
     done; \
-    if [ -n "${packages}" ]; then \
-        apt-get update; \
-        apt-get install -y --no-install-recommends ${packages}; \
-        rm -rf /var/lib/apt/lists/*; \
-    fi; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends ${packages}; \
+    rm -rf /var/lib/apt/lists/*; \
+    git --version; \
     for helper in $(echo "${CREDENTIAL_HELPERS}" | tr ',' ' '); do \
         command -v "docker-credential-${helper}"; \
     done; \

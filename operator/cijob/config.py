@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cijob.api.spec import ServiceSpec
-from cijob.durations import parse_duration
 
 CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
 CONFIG_ENV = "CIJOB_CONFIG"
@@ -32,12 +31,6 @@ class Defaults(BaseModel):
         default_factory=list, description="Services added to every job."
     )
     timeout: str = Field(default="1h", description="Timeout of jobs that set none.")
-
-    @field_validator("timeout")
-    @classmethod
-    def _a_duration(cls, value: str) -> str:
-        parse_duration(value)  # refused here, not at every job's start
-        return value
 
 
 class OperatorConfig(BaseModel):

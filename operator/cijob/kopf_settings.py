@@ -42,7 +42,10 @@ IDLE_WORKER_SECONDS = 0.1
 
 def configure(settings: kopf.OperatorSettings) -> None:
     settings.scanning.disabled = True  # no CRD or namespace scans: no RBAC for them
-    settings.posting.level = logging.WARNING  # only our own events reach the API
+    # Only our own events reach the API: they go through the Kube client, whose writes the
+    # leader Lease fences; kopf's own poster would not be.
+    settings.posting.enabled = False
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.chunk_size = LIST_CHUNK
     # The handler's label filter is client-side: without this, every pod of the watched

@@ -107,8 +107,9 @@ def _login_from(api_client: client.ApiClient) -> kopf.ConnectionInfo:
     """kopf's connection from the same kubeconfig, so both clients act as one identity."""
     cfg = api_client.configuration
     token = (cfg.api_key or {}).get("BearerToken") or (cfg.api_key or {}).get("authorization")
-    if token and token.startswith("Bearer "):
-        token = token[len("Bearer ") :]
+    # The in-cluster loader stores "bearer <token>" (lower case), kubeconfigs "Bearer <token>".
+    if token and token[:7].lower() == "bearer ":
+        token = token[len("bearer ") :]
     return _Connection(
         server=cfg.host,
         ca_path=cfg.ssl_ca_cert,

@@ -194,6 +194,18 @@ class CiJobs:
         result: list[Json] = [self.api.sanitize_for_serialization(p) for p in items.items]
         return result
 
+    def wait_event(
+        self, namespace: str, name: str, reason: str, timeout: float = 30.0
+    ) -> list[Json]:
+        """The CiJob's events once one with `reason` is there: they are posted after the
+        status write they announce, so a test that saw the status may be ahead of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events(namespace, name)
+            if any(e.get("reason") == reason for e in events) or time.monotonic() > deadline:
+                return events
+            time.sleep(0.1)
+
     def events(self, namespace: str, name: str) -> list[Json]:
         items = self.core.list_namespaced_event(
             namespace, field_selector=f"involvedObject.name={name}"

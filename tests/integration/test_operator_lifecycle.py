@@ -55,7 +55,7 @@ def test_kubesim_failure_reasons(
         assert status["exitCode"] == exit_code
     assert status["message"]
     assert status["conditions"][0]["status"] == "False"
-    events = cijobs.events(namespace, "job")
+    events = cijobs.wait_event(namespace, "job", reason)
     assert any(e["reason"] == reason and e["type"] == "Warning" for e in events), events
 
 
@@ -146,7 +146,7 @@ def test_kubesim_ttl_deletes_the_finished_job_and_its_pods(
     start_operator: OperatorFactory, cijobs: CiJobs, namespace: str, kubesim: KubeSim
 ) -> None:
     start_operator()
-    cijobs.create(namespace, "brief", {**SCRIPT, "ttlSecondsAfterFinished": 1})
+    cijobs.create(namespace, "brief", {**SCRIPT, "ttlSecondsAfterFinished": 3})
     assert cijobs.wait_phase(namespace, "brief")["status"]["phase"] == "Succeeded"
     _wait_gone(cijobs, namespace, "brief")
 

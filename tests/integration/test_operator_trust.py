@@ -151,7 +151,7 @@ def test_kubesim_requests_above_limits_fail_with_the_api_servers_message(
     status = _status(cijobs.wait_phase(namespace, "greedy"))
     assert (status["phase"], status["reason"]) == ("Failed", "PodInvalid"), status
     assert "must be less than or equal to cpu limit" in status["message"]
-    events = cijobs.events(namespace, "greedy")
+    events = cijobs.wait_event(namespace, "greedy", "PodInvalid")
     assert [e["reason"] for e in events].count("PodInvalid") == 1, events
 
 

@@ -13,6 +13,12 @@ apache2-utils (htpasswd) and gcc, and the kubelet and kube-scheduler binaries
 The Node registers with the taint `cijob.dev/real-node:NoSchedule`, so the kube-scheduler
 never puts the kubelet simulator's pods on it: a pod for the real node tolerates the taint and
 selects the node (`nodeSelector: {kubernetes.io/hostname: cijob-realnode}`).
+
+Pods reach the API server as in a cluster, at the `kubernetes` Service's address and port
+(10.96.0.1:443, which the kubelet gives every container as KUBERNETES_SERVICE_HOST/PORT): the
+node puts that address on its own bridge and socat there relays to the API server on
+127.0.0.1, so a pod's API traffic only ever goes to an address of this machine (see
+docs/real-node.md, "Pods and the API server").
 """
 
 from __future__ import annotations
@@ -41,11 +47,16 @@ NODE_NAME = "cijob-realnode"
 TAINT_KEY = "cijob.dev/real-node"
 POD_CIDR = "10.250.0.0/24"
 BRIDGE = "cijob0"
+# The link holding the `kubernetes` Service's address on this node (see _api_relay).
+API_LINK = "cijob-api"
 REGISTRY_PORT = int(os.environ.get("CIJOB_REGISTRY_PORT", "5555"))
 REGISTRY_USER = "cijob"
 SANDBOX_IMAGE = "localhost/cijob/pause:3.10"
 CNI_BIN = Path("/usr/lib/cni")
-DAEMONS = ("docker-registry", "containerd", "kubelet", "kube-scheduler")
+# socat: the relay from the `kubernetes` Service's address to the API server (_api_relay).
+DAEMONS = ("docker-registry", "socat", "containerd", "kubelet", "kube-scheduler")
+# The `kubernetes` Service's port (the API server's Service, created by the API server itself).
+API_SERVICE_PORT = 443
 READY_TIMEOUT = 90.0
 
 Echo = Callable[[str], None]
@@ -249,6 +260,7 @@ def requirements(layout: NodeLayout | None = None) -> list[str]:
         ("htpasswd", "apache2-utils"),
         ("gcc", "gcc"),
         ("ip", "iproute2"),
+        ("socat", "socat"),
     ):
         if shutil.which(cmd) is None:
             missing.append(f"{cmd} (apt-get install {pkg})")
@@ -361,6 +373,60 @@ def _images(layout: NodeLayout, state: NodeState, echo: Echo) -> None:
         state.images[name] = {"ref": ref, "digest": digests[ref]}
     state.timings["images"] = round(time.monotonic() - began, 1)
     echo(f"realnode: built and pushed {', '.join(pushed)} in {state.timings['images']} s")
+
+
+# --- the pods' way to the API server ----------------------------------------------------------
+
+
+def _api_relay(layout: NodeLayout, state: NodeState, echo: Echo) -> None:
+    """Makes the `kubernetes` Service's address (cluster.SERVICE_IP:443) an address of this
+    node, on its pod bridge, with socat relaying it to the API server on loopback.
+
+    Pods get KUBERNETES_SERVICE_HOST/PORT from the kubelet and route to it through the bridge
+    (their gateway), so in-cluster configuration works unchanged and the API server's serving
+    certificate (which names that address) verifies. kube-proxy is not needed: the API server
+    listens on 127.0.0.1 only, and an EndpointSlice may not hold a loopback address, so a
+    kube-proxy rule could only point at a node address where something must relay anyway;
+    and its rules would go into this machine's shared iptables.
+    """
+    control = cluster.status(layout.cluster.root)
+    if control is None:
+        raise NodeError("the test ground is not up: run `python -m testground up` first")
+    api_port = control.ports["kube-apiserver"]
+    ip = [_tool("ip", "iproute2")]
+    # A bridge of its own, without ports (this kernel has no dummy interfaces, and the CNI
+    # bridge plugin refuses a pod bridge holding another address): up, its address is local.
+    if subprocess.run([*ip, "link", "show", API_LINK], capture_output=True).returncode != 0:
+        subprocess.run([*ip, "link", "add", API_LINK, "type", "bridge"], check=True)
+    subprocess.run(
+        [*ip, "addr", "replace", f"{cluster.SERVICE_IP}/32", "dev", API_LINK], check=True
+    )
+    subprocess.run([*ip, "link", "set", API_LINK, "up"], check=True)
+    lock = layout.root / "socat.lock"  # in the node's directory: processes.alive()'s marker
+    lock.unlink(missing_ok=True)  # a relay killed with SIGKILL leaves it; we hold the node lock
+    argv = [
+        _tool("socat", "socat"),
+        # Notices too: each accepted connection and its peer, so a test can see who came.
+        "-d",
+        "-d",
+        f"-L{lock}",
+        f"TCP-LISTEN:{API_SERVICE_PORT},bind={cluster.SERVICE_IP},fork,reuseaddr",
+        f"TCP:127.0.0.1:{api_port}",
+    ]
+    echo(
+        f"realnode: relaying {cluster.SERVICE_IP}:{API_SERVICE_PORT} (the kubernetes Service) "
+        f"to the API server on 127.0.0.1:{api_port}"
+    )
+    pid = processes.start(argv, layout.cluster.log("socat"))
+    state.pids["socat"] = pid
+    state.save(layout)
+    ctx = cluster._client_context(layout.cluster.pki)
+
+    def probe() -> tuple[bool, str]:
+        code, body = cluster._get(f"https://{cluster.SERVICE_IP}:{API_SERVICE_PORT}/readyz", ctx)
+        return code == 200, f"GET /readyz through the relay: {code} {body[-200:]}"
+
+    _wait(layout, "socat", pid, probe, 15)
 
 
 # --- containerd -------------------------------------------------------------------------------
@@ -582,6 +648,7 @@ def up(root: Path | None = None, echo: Echo = print) -> tuple[NodeState, bool]:
             _certs(layout, control.server)
             _start_registry(layout, state, echo)
             _images(layout, state, echo)
+            _api_relay(layout, state, echo)
             t = time.monotonic()
             _start_containerd(layout, state, echo)
             _start_kubelet(layout, state, echo)
@@ -682,13 +749,16 @@ def _teardown(layout: NodeLayout, state: NodeState, echo: Echo) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     _unmount_under(layout.root)
+    if "socat" in alive:
+        processes.stop(alive["socat"], "socat", marker)
     if "docker-registry" in alive:
         echo(f"realnode: stopping docker-registry (pid {alive['docker-registry']})")
         processes.stop(alive["docker-registry"], "docker-registry", marker)
     if cluster.status(layout.cluster.root):
         with contextlib.suppress(NodeError, subprocess.TimeoutExpired):
             _kubectl(layout, "delete", "node", NODE_NAME, "--ignore-not-found", "--wait=false")
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+    for link in (BRIDGE, API_LINK):
+        subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
     # Throwaway runtime state: a fresh containerd, kubelet and IPAM next time (the images and
     # the registry's data are rebuilt by up()).
     for d in ("run", "kubelet", "cni/ipam", "containerd/root", "pod-logs"):

@@ -53,3 +53,10 @@ def test_idle_object_workers_exit_soon_but_do_not_spin() -> None:
     default = settings.queueing.idle_timeout
     configure(settings)
     assert 0 < settings.queueing.idle_timeout < default
+
+
+def test_kopf_posts_no_events_of_its_own() -> None:
+    # Every write goes through cijob.kube.Kube, which a replica without the Lease refuses.
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    assert settings.posting.enabled is False

@@ -34,7 +34,8 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         ("requireDigest: maybe\n", "requireDigest", "valid boolean"),
         ("workers: 0\n", "workers", "greater than or equal to 1"),
         ("allowedPullPolicies: [Sometimes]\n", "allowedPullPolicies[0]", "'IfNotPresent'"),
-        ("defaults: {timeout: soon}\n", "defaults.timeout", "invalid duration 'soon'"),
+        ("credentialHelperTimeoutSeconds: 0\n", "credentialHelperTimeoutSeconds", "greater than 0"),
+        ("defaults: {image: [ruby]}\n", "defaults.image", "valid string"),
         ("defaults: {services: [{alias: db}]}\n", "defaults.services[0].name", "required"),
     ],
 )
