@@ -8,7 +8,7 @@ CLUSTER := .cluster
 NODE ?= none
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tests:$(CURDIR)
 
-.PHONY: venv testground cluster-up cluster-down test unit lint crds demo bench clean
+.PHONY: venv testground cluster-up cluster-down test unit lint crds demo bench chaos clean
 
 # The Python virtual environment, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml requirements.lock
@@ -57,6 +57,11 @@ demo: venv testground
 # The benchmark of bench/ against the test ground (see bench/README.md).
 bench: venv testground
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Hundreds of CiJobs under injected faults on a test ground of its own, then what must hold
+# (tests/chaos/; CHAOS_ARGS=--seed N replays a run, --small is the run of `make test`).
+chaos: venv testground
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean: cluster-down
 	rm -rf $(VENV) $(CLUSTER)

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from testground import processes
-from testground.pki import Pki, PkiError, make_pki
+from testground.pki import Pki, PkiError, make_pki, sign_client
 
 REPO = Path(__file__).resolve().parents[2]
 K8S_VERSION = "v1.34.4"
@@ -88,6 +88,10 @@ class Layout:
     def state_file(self) -> Path:
         return self.root / "state.json"
 
+    @property
+    def audit_log(self) -> Path:
+        return self.logs / "audit.jsonl"
+
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
@@ -112,6 +116,7 @@ class State:
     ports: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
     ready: bool = False
+    audit_policy: str = ""  # the apiserver's audit policy file; no audit log when empty
 
     def save(self, layout: Layout) -> None:
         tmp = layout.state_file.with_suffix(".tmp")
@@ -260,10 +265,11 @@ def _stop_all(state: State, layout: Layout, echo: Echo) -> None:
             processes.stop(pid, name, _marker(layout))
 
 
-def _start_etcd(layout: Layout, state: State, echo: Echo) -> None:
-    client, peer = processes.free_port(), processes.free_port()
-    state.ports.update(etcd=client, etcd_peer=peer)
-    shutil.rmtree(layout.etcd_data, ignore_errors=True)
+def _start_etcd(layout: Layout, state: State, echo: Echo, fresh: bool = True) -> None:
+    if fresh:
+        state.ports.update(etcd=processes.free_port(), etcd_peer=processes.free_port())
+        shutil.rmtree(layout.etcd_data, ignore_errors=True)
+    client, peer = state.ports["etcd"], state.ports["etcd_peer"]
     argv = [
         str(layout.binary("etcd")),
         "--name=testground",
@@ -290,9 +296,10 @@ def _start_etcd(layout: Layout, state: State, echo: Echo) -> None:
     _wait(layout, "etcd", pid, client, probe, 30)
 
 
-def _start_apiserver(layout: Layout, state: State, echo: Echo) -> None:
-    port = processes.free_port()
-    state.ports["kube-apiserver"] = port
+def _start_apiserver(layout: Layout, state: State, echo: Echo, fresh: bool = True) -> None:
+    if fresh:
+        state.ports["kube-apiserver"] = processes.free_port()
+    port = state.ports["kube-apiserver"]
     state.server = f"https://127.0.0.1:{port}"
     pki = layout.pki
     argv = [
@@ -328,6 +335,14 @@ def _start_apiserver(layout: Layout, state: State, echo: Echo) -> None:
         "--profiling=true",
         "--v=0",
     ]
+    if state.audit_policy:
+        # Appended to across restarts; blocking, so an entry is written before the response.
+        argv += [
+            f"--audit-policy-file={state.audit_policy}",
+            f"--audit-log-path={layout.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",
+        ]
     echo(f"testground: starting kube-apiserver on 127.0.0.1:{port}")
     pid = processes.start(argv, layout.log("kube-apiserver"))
     state.pids["kube-apiserver"] = pid
@@ -398,8 +413,9 @@ def _start_controller_manager(
     _wait(layout, "kube-controller-manager", pid, port, sa_probe, 60)
 
 
-def _start(layout: Layout, echo: Echo) -> State:
+def _start(layout: Layout, echo: Echo, audit_policy: Path | None) -> State:
     state = State(root=str(layout.root), kubeconfig=str(layout.kubeconfig), server="")
+    state.audit_policy = str(audit_policy or "")
     state.started_at = time.time()
     shutil.rmtree(layout.logs, ignore_errors=True)
     try:
@@ -423,10 +439,14 @@ def _start(layout: Layout, echo: Echo) -> State:
     return state
 
 
-def up(root: Path | None = None, echo: Echo = print) -> tuple[State, bool]:
+def up(
+    root: Path | None = None, echo: Echo = print, audit_policy: Path | None = None
+) -> tuple[State, bool]:
     """Starts the control plane unless it is already up and healthy.
 
-    Returns the state and whether this call started it. Raises ClusterError with the reason.
+    `audit_policy` (off by default) makes the apiserver write an audit log to
+    `logs/audit.jsonl`. Returns the state and whether this call started it. Raises
+    ClusterError with the reason.
     """
     layout = Layout(root or default_root())
     with _locked(layout):
@@ -443,7 +463,7 @@ def up(root: Path | None = None, echo: Echo = print) -> tuple[State, bool]:
         attempts = 3
         for attempt in range(1, attempts + 1):
             try:
-                state = _start(layout, echo)
+                state = _start(layout, echo, audit_policy)
                 break
             except ClusterError as e:
                 # A free port can be taken between choosing it and binding it: choose again.
@@ -475,6 +495,43 @@ def restart_controller_manager(
         )
         _start_controller_manager(layout, state, echo, qps, burst)
         state.save(layout)
+
+
+def restart(name: str, root: Path | None = None, echo: Echo = print) -> None:
+    """Stops etcd or kube-apiserver of a running control plane and starts it again on the same
+    port with the same data (a daemon crash or upgrade, as the chaos suite plays it)."""
+    starts = {"etcd": _start_etcd, "kube-apiserver": _start_apiserver}
+    if name not in starts:
+        raise ValueError(f"restart: {name} is not one of {sorted(starts)}")
+    layout = Layout(root or default_root())
+    with _locked(layout):
+        state = State.load(layout)
+        if state is None:
+            raise ClusterError("the test ground is not up: run `make cluster-up`")
+        pid = state.pids.get(name)
+        if pid is not None:
+            echo(f"testground: restarting {name} (pid {pid})")
+            processes.stop(pid, name, _marker(layout))
+        starts[name](layout, state, echo, fresh=False)
+        state.save(layout)
+
+
+def client_kubeconfig(user: str, group: str, root: Path | None = None) -> Path:
+    """A kubeconfig of a new client certificate for `user` in `group` (`system:masters` is
+    cluster-admin): distinct clients show as distinct users in the audit log."""
+    layout = Layout(root or default_root())
+    state = State.load(layout)
+    if state is None:
+        raise ClusterError("the test ground is not up: run `make cluster-up`")
+    pki = layout.pki
+    crt, key = pki.dir / f"user-{user}.crt", pki.dir / f"user-{user}.key"
+    try:
+        sign_client(pki, key, crt, f"/O={group}/CN={user}")
+    except PkiError as e:
+        raise ClusterError(f"cannot make a certificate for {user}: {e}") from e
+    path = layout.root / f"{user}.kubeconfig"
+    _write_kubeconfig(path, state.server, pki, crt, key, user)
+    return path
 
 
 def down(root: Path | None = None, echo: Echo = print) -> bool:

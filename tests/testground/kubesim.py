@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,8 +40,10 @@ LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS = 40
 LEASE_RENEW_EVERY = 10.0
 # The kubelet's status manager retries a status update that failed; so does the simulator, for
-# failures that say nothing about the pod (a slow or overloaded API server), with backoff.
+# failures that say nothing about the pod (a slow, overloaded or restarting API server), with
+# backoff (0.5 s doubling up to 8 s): 6 attempts by default (15.5 s), more with `write_attempts`.
 WRITE_ATTEMPTS = 6
+WRITE_BACKOFF_MAX = 8.0
 TRANSIENT_CODES = (429, 500, 502, 503, 504)
 NODE_STATUS_EVERY = 60.0
 TERMINAL = ("Succeeded", "Failed")
@@ -49,6 +51,39 @@ TERMINAL = ("Succeeded", "Failed")
 
 def _micro_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class PodRecord:
+    """What the node did with one pod (by uid): when it could run and when its containers ran.
+
+    Times are time.monotonic() of this process; `wall()` turns one into time.time().
+    """
+
+    uid: str
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    owner_uid: str | None  # the uid of the pod's controller ownerReference
+    seen: float  # the node took the pod: from here on it could run
+    ran_from: float | None = None  # a main container started
+    ran_until: float | None = None  # no main container running any more
+    ended: float | None = None  # terminal or gone: nothing of it can run after this
+    phase: str | None = None  # the last phase the node wrote
+    reason: str | None = None  # the pod's reason with a terminal phase (Evicted, DeadlineExceeded)
+    exit_code: int | None = None  # the first main container's, once terminated
+    gone: float | None = None  # the node saw the pod gone from the API server
+
+    @property
+    def live(self) -> bool:
+        return self.ended is None
+
+
+def _controller_uid(meta: Mapping[str, Any]) -> str | None:
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref["uid"])
+    return None
 
 
 @dataclass
@@ -69,6 +104,8 @@ class _Run:
     last_status: Json | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     released: Behaviour | None = None
+    selector: str = ""  # the watch that found it
+    record: PodRecord | None = None
     deleting: bool = False
     gone: bool = False  # the deletion was finished
     terminal: bool = False
@@ -104,6 +141,7 @@ class KubeSim:
         record: bool = True,
         max_pods: int = 1000,
         namespaces: set[str] | None = None,
+        write_attempts: int = WRITE_ATTEMPTS,
     ) -> None:
         self.endpoint = endpoint or load_endpoint(kubeconfig)
         self.selectors = tuple(selectors)
@@ -115,8 +153,12 @@ class KubeSim:
         # None: every namespace. A set (which the caller may keep adding to) keeps two test
         # sessions sharing one cluster from running each other's pods with the wrong plans.
         self.namespaces = namespaces
+        self.write_attempts = write_attempts
         self.errors: list[str] = []
         self.writes = 0
+        # Wall clock minus monotonic clock, to read PodRecord times as time.time().
+        self.clock_offset = time.time() - time.monotonic()
+        self._records: dict[str, PodRecord] = {}
         self.binds = 0
         self._runs: dict[str, _Run] = {}
         self._by_name: dict[tuple[str, str], str] = {}
@@ -175,6 +217,16 @@ class KubeSim:
         if loop is None:
             raise RuntimeError("the simulator is not running")
         loop.call_soon_threadsafe(self._release, namespace, pod_name, outcome)
+
+    def records(self) -> list[PodRecord]:
+        """Every pod this node took, by uid, with when it could run and when it ran (kept only
+        with record=True); copies, safe to read while the node runs."""
+        with self._changed:
+            return [replace(r) for r in self._records.values()]
+
+    def wall(self, monotonic: float) -> float:
+        """A PodRecord time as time.time()."""
+        return monotonic + self.clock_offset
 
     def history(self, namespace: str, pod_name: str) -> list[Json]:
         """Every status this node wrote for the pod, oldest first (phases only if record=False)."""
@@ -424,7 +476,13 @@ class KubeSim:
                     "GET", "/api/v1/pods", params={"labelSelector": selector}
                 )
                 for pod in listing.get("items", []):
-                    self._on_pod("ADDED", pod)
+                    self._on_pod("ADDED", pod, selector)
+                # A pod deleted while the watch was away sends no DELETED: as the kubelet's
+                # full sync does, stop what the API server no longer has.
+                listed = {p["metadata"]["uid"] for p in listing.get("items", [])}
+                for run in [x for x in self._runs.values() if x.selector == selector]:
+                    if run.uid not in listed:
+                        self._forget(run)
                 rv = listing["metadata"]["resourceVersion"]
                 if first:
                     first = False
@@ -454,9 +512,9 @@ class KubeSim:
                     raise ApiError("WATCH", "/api/v1/pods", obj.get("code", 0), str(obj))
                 rv = obj["metadata"]["resourceVersion"]
                 if kind != "BOOKMARK":
-                    self._on_pod(kind, obj)
+                    self._on_pod(kind, obj, selector)
 
-    def _on_pod(self, kind: str | None, pod: Json) -> None:
+    def _on_pod(self, kind: str | None, pod: Json, selector: str = "") -> None:
         meta, spec = pod["metadata"], pod["spec"]
         node = spec.get("nodeName")
         if node and node != self.node_name:
@@ -478,6 +536,7 @@ class KubeSim:
             if foreign and not (node and meta.get("deletionTimestamp")):
                 return
             run = _Run(uid, key[0], key[1], pod, self.plans.lookup(*key, meta.get("labels") or {}))
+            run.selector = selector
             self._runs[uid] = run
             self._by_name[key] = uid
             if key in self._early_release:
@@ -508,6 +567,7 @@ class KubeSim:
                 run.task = asyncio.create_task(self._guard(run, self._finish_deletion))
 
     def _forget(self, run: _Run) -> None:
+        self._note_gone(run)
         self._runs.pop(run.uid, None)
         if self._by_name.get((run.namespace, run.name)) == run.uid:
             del self._by_name[(run.namespace, run.name)]
@@ -539,6 +599,63 @@ class KubeSim:
         except Exception as e:
             self._error(f"{run.namespace}/{run.name}: {e!r}")
 
+    # --- the record of when pods could run and ran ---------------------------------------------
+
+    def _note_seen(self, run: _Run) -> None:
+        if not self.record or run.record is not None:
+            return
+        meta = run.pod["metadata"]
+        run.record = PodRecord(
+            uid=run.uid,
+            namespace=run.namespace,
+            name=run.name,
+            labels=dict(meta.get("labels") or {}),
+            owner_uid=_controller_uid(meta),
+            seen=time.monotonic(),
+        )
+        with self._changed:
+            self._records[run.uid] = run.record
+
+    def _main_running(self, run: _Run) -> bool:
+        return any(
+            (st := run.states.get(c["name"])) is not None and st.kind == "running"
+            for c in run.spec.get("containers") or []
+        )
+
+    def _note_written(self, run: _Run, status: Json, running: bool) -> None:
+        rec = run.record
+        if rec is None:
+            return
+        now = time.monotonic()
+        with self._changed:
+            if not running and rec.ran_from is not None and rec.ran_until is None:
+                rec.ran_until = now
+            rec.phase = status.get("phase")
+            statuses = status.get("containerStatuses") or []
+            first = run.spec["containers"][0]["name"] if run.spec.get("containers") else None
+            for cs in statuses:
+                term = (cs.get("state") or {}).get("terminated")
+                if cs.get("name") == first and term is not None:
+                    rec.exit_code = int(term.get("exitCode", 0))
+            if rec.phase in TERMINAL:
+                rec.reason = status.get("reason")
+                if rec.ran_from is not None and rec.ran_until is None:
+                    rec.ran_until = now
+                if rec.ended is None:
+                    rec.ended = now
+
+    def _note_gone(self, run: _Run) -> None:
+        rec = run.record
+        if rec is None:
+            return
+        now = time.monotonic()
+        with self._changed:
+            rec.gone = rec.gone or now
+            if rec.ran_from is not None and rec.ran_until is None:
+                rec.ran_until = now
+            if rec.ended is None:
+                rec.ended = now
+
     # --- one pod's life -----------------------------------------------------------------------
 
     async def _write(
@@ -561,6 +678,11 @@ class KubeSim:
             disruption_message=disruption,
         )
         status = podstatus.build_status(run.pod, view, run.last_status, podstatus.now())
+        running = self._main_running(run)
+        rec = run.record
+        if running and rec is not None and rec.ran_from is None:
+            with self._changed:  # before the write: the containers run from now on
+                rec.ran_from = time.monotonic()
         await self._request(
             "PATCH",
             f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status",
@@ -569,6 +691,7 @@ class KubeSim:
             content_type=MERGE_PATCH,
         )
         self.writes += 1
+        self._note_written(run, status, running)
         run.last_status = status
         if status["phase"] in TERMINAL:
             # Keep little of a finished pod: a benchmark leaves thousands of them behind.
@@ -580,17 +703,19 @@ class KubeSim:
             self._changed.notify_all()
 
     async def _request(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
-        """A pod's write or read, retried while the API server is only slow or overloaded."""
-        for attempt in range(WRITE_ATTEMPTS):
+        """A pod's write or read, retried while the API server is only slow, overloaded or
+        away (`write_attempts` attempts)."""
+        last = self.write_attempts - 1
+        for attempt in range(self.write_attempts):
             try:
                 return await self.api.request(*args, **kwargs)
             except (TimeoutError, aiohttp.ClientError):
-                if attempt == WRITE_ATTEMPTS - 1:
+                if attempt == last:
                     raise
             except ApiError as e:
-                if e.code not in TRANSIENT_CODES or attempt == WRITE_ATTEMPTS - 1:
+                if e.code not in TRANSIENT_CODES or attempt == last:
                     raise
-            await asyncio.sleep(0.5 * 2**attempt)
+            await asyncio.sleep(min(0.5 * 2**attempt, WRITE_BACKOFF_MAX))
         raise AssertionError("unreachable")
 
     async def _bind(self, run: _Run) -> bool:
@@ -645,6 +770,7 @@ class KubeSim:
         pod, spec = run.pod, run.spec
         if not spec.get("nodeName") and not await self._bind(run):
             return
+        self._note_seen(run)
         status = pod.get("status") or {}
         run.start_time = status.get("startTime") or podstatus.now()
         run.started = time.monotonic()
@@ -873,10 +999,11 @@ class KubeSim:
             "gracePeriodSeconds": 0,
             "preconditions": {"uid": run.uid},
         }
-        await self.api.request(
+        await self._request(
             "DELETE", f"/api/v1/namespaces/{run.namespace}/pods/{run.name}", body, ok=(404, 409)
         )
         run.gone = True
+        self._note_gone(run)
 
 
 def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

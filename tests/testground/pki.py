@@ -145,6 +145,16 @@ def _sign(
     ext.unlink()
 
 
+CLIENT_EXTENSIONS = (
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+)
+
+
+def sign_client(pki: Pki, key: Path, crt: Path, subject: str) -> None:
+    """A client certificate signed by the test ground's CA (`/O=group/CN=user`)."""
+    _sign(pki, key, crt, subject, CLIENT_EXTENSIONS)
+
+
 def make_pki(directory: Path, service_ip: str) -> Pki:
     """Creates a fresh CA, serving and client certificates and the service-account key pair."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -153,10 +163,7 @@ def make_pki(directory: Path, service_ip: str) -> Pki:
     # The aggregation layer's own CA, as kubeadm makes it: the apiserver publishes it in
     # extension-apiserver-authentication, which the controller manager's authn waits for.
     _make_ca(pki.front_proxy_ca_key, pki.front_proxy_ca_crt, "cijob-testground-front-proxy-ca")
-    client = (
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=clientAuth\n"
-    )
+    client = CLIENT_EXTENSIONS
     sans = ",".join([*(f"DNS:{d}" for d in SERVING_DNS), "IP:127.0.0.1", f"IP:{service_ip}"])
     _sign(
         pki, pki.serving_key, pki.serving_crt, "/CN=kube-apiserver",
