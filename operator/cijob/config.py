@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cijob.api.spec import ServiceSpec
+from cijob.durations import parse_duration
 
 CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
 CONFIG_ENV = "CIJOB_CONFIG"
@@ -31,6 +32,14 @@ class Defaults(BaseModel):
         default_factory=list, description="Services added to every job."
     )
     timeout: str = Field(default="1h", description="Timeout of jobs that set none.")
+
+    @field_validator("timeout")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        # Refused at start-up, in one line, rather than failing every job that sets none.
+        if parse_duration(value) < 1:
+            raise ValueError("must be at least one second")
+        return value
 
 
 class OperatorConfig(BaseModel):

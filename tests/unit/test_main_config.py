@@ -37,6 +37,8 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         ("credentialHelperTimeoutSeconds: 0\n", "credentialHelperTimeoutSeconds", "greater than 0"),
         ("defaults: {image: [ruby]}\n", "defaults.image", "valid string"),
         ("defaults: {services: [{alias: db}]}\n", "defaults.services[0].name", "required"),
+        ("defaults: {timeout: soon}\n", "defaults.timeout", "soon"),
+        ("pendingTimeoutSeconds: 0\n", "pendingTimeoutSeconds", "greater than or equal to 1"),
     ],
 )
 def test_a_bad_key_or_value_is_one_line(

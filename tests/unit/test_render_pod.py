@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from cijob.config import OperatorConfig
 from cijob.errors import InvalidSpec, PolicyViolation
@@ -117,9 +118,11 @@ def test_active_deadline_from_the_configured_default() -> None:
     assert render(job_spec(timeout="10m"), cfg)["spec"]["activeDeadlineSeconds"] == 600
 
 
-def test_invalid_configured_timeout_is_invalid_spec() -> None:
-    with pytest.raises(InvalidSpec, match=r"^spec\.timeout: "):
-        render(job_spec(), config(defaults={"timeout": "forever"}))
+def test_an_invalid_configured_timeout_is_refused_with_the_configuration() -> None:
+    with pytest.raises(ValidationError, match=r"defaults\.timeout"):
+        config(defaults={"timeout": "forever"})
+    with pytest.raises(ValidationError, match="at least one second"):
+        config(defaults={"timeout": "0s"})
 
 
 def test_zero_timeout_is_invalid_spec() -> None:
