@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from integration.conftest import OperatorFactory
 from integration.support import CiJobs, free_port
 from testground.kubesim import KubeSim
 from testground.plans import Behaviour
+from testground.waits import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -52,9 +52,7 @@ def test_kubesim_rerun_under_the_same_name_while_the_old_pod_exists_runs_its_own
         "rerun-1", namespace, {"metadata": {"finalizers": ["test.cijob.dev/hold"]}}
     )
     cijobs.delete(namespace, "rerun")
-    deadline = time.monotonic() + 30
-    while cijobs.get(namespace, "rerun") is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for("the first CiJob gone", lambda: cijobs.get(namespace, "rerun") is None)
     kubesim.plan_job(namespace, "rerun", Behaviour.exits(3), attempt=1)
     second = cijobs.create(namespace, "rerun", SCRIPT)
     waiting = cijobs.wait(
@@ -177,10 +175,10 @@ def test_kubesim_a_full_quota_that_frees_up_lets_the_job_start(
     core.create_namespaced_resource_quota(
         namespace, {"metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}}
     )
-    deadline = time.monotonic() + 30
-    while not (core.read_namespaced_resource_quota("one-pod", namespace).status.hard or {}):
-        assert time.monotonic() < deadline, "the quota controller never counted the quota"
-        time.sleep(0.2)
+    wait_for(
+        "the quota controller counting the quota",
+        lambda: core.read_namespaced_resource_quota("one-pod", namespace).status.hard,
+    )
     occupant = {
         "metadata": {"name": "occupant"},
         "spec": {"containers": [{"name": "c", "image": "busybox"}], "nodeName": "nowhere"},

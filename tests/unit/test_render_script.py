@@ -43,21 +43,9 @@ def launch(
     `outer` is the shell that starts the launcher (`sh` of the image or the job's `-c`
     entrypoint); `inner` is what the image offers the script: "bash" or only "sh".
     """
-    assert DASH is not None and BASH is not None, "dash and bash are needed for these tests"
-    launcher = script.LAUNCHER
-    if inner == "sh":
-        assert BASH_CANDIDATES in launcher
-        launcher = launcher.replace(BASH_CANDIDATES, "/nonexistent/bash")
-    shell = {"dash": DASH, "bash": BASH}[outer]
+    shell, launcher = _launcher(outer, inner)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home or tmp),
-            script.SCRIPT_ENV: script.build_script(before, lines),
-            script.AFTER_SCRIPT_ENV: script.after_script(after),
-            script.AFTER_SCRIPT_TIMEOUT_ENV: limit,
-            **(extra_env or {}),
-        }
+        env = _env(lines, before, after, limit, home or Path(tmp), extra_env)
         # A file, not a pipe: a background `sleep` the launcher leaves behind must not hold
         # the test until it ends.
         with tempfile.TemporaryFile(dir=tmp) as out:
@@ -73,6 +61,35 @@ def launch(
             )
             out.seek(0)
             return Run(done.returncode, out.read().decode())
+
+
+def _launcher(outer: str, inner: str) -> tuple[str, str]:
+    """(the shell that starts the launcher, the launcher as the image would run it)."""
+    assert DASH is not None and BASH is not None, "dash and bash are needed for these tests"
+    launcher = script.LAUNCHER
+    if inner == "sh":
+        assert BASH_CANDIDATES in launcher
+        launcher = launcher.replace(BASH_CANDIDATES, "/nonexistent/bash")
+    return {"dash": DASH, "bash": BASH}[outer], launcher
+
+
+def _env(
+    lines: Sequence[str],
+    before: Sequence[str],
+    after: Sequence[str],
+    limit: str,
+    home: Path,
+    extra_env: dict[str, str] | None,
+) -> dict[str, str]:
+    """The build container's environment for the launcher, as the pod sets it."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        script.SCRIPT_ENV: script.build_script(before, lines),
+        script.AFTER_SCRIPT_ENV: script.after_script(after),
+        script.AFTER_SCRIPT_TIMEOUT_ENV: limit,
+        **(extra_env or {}),
+    }
 
 
 SHELLS = pytest.mark.parametrize(
@@ -317,21 +334,11 @@ def test_sigterm_stops_the_script_and_after_script_runs_as_canceled(
 ) -> None:
     # What the kubelet does to a stopped attempt (cancel, timeout): SIGTERM to the launcher,
     # which is the container's first process, then SIGKILL once the grace period is over.
-    launcher = script.LAUNCHER
-    if inner == "sh":
-        launcher = launcher.replace(BASH_CANDIDATES, "/nonexistent/bash")
-    shell = {"dash": DASH, "bash": BASH}[outer]
-    assert shell is not None
+    shell, launcher = _launcher(outer, inner)
     marker = tmp_path / "child-ran-on"
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        script.SCRIPT_ENV: script.build_script(
-            [], ["echo started", f"(sleep 30; touch {marker}) &", "sleep 30", "echo never"]
-        ),
-        script.AFTER_SCRIPT_ENV: script.after_script(['echo "after status=$CI_JOB_STATUS"']),
-        script.AFTER_SCRIPT_TIMEOUT_ENV: "60",
-    }
+    lines = ["echo started", f"(sleep 30; touch {marker}) &", "sleep 30", "echo never"]
+    after = ['echo "after status=$CI_JOB_STATUS"']
+    env = _env(lines, [], after, "60", tmp_path, None)
     out_path = tmp_path / "out"
     with out_path.open("wb") as out:
         # its own session, as a container's first process: the launcher signals its group
