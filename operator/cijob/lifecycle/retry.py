@@ -6,7 +6,15 @@ from cijob.api.spec import RetrySpec
 
 # Failures of the run, not of the job's definition: another attempt may pass.
 RETRYABLE = frozenset(
-    {"ScriptFailure", "ImagePullFailed", "Timeout", "PodEvicted", "PodDeleted", "OOMKilled"}
+    {
+        "ScriptFailure",
+        "ImagePullFailed",
+        "Timeout",
+        "PodEvicted",
+        "PodDeleted",
+        "OOMKilled",
+        "SourceFetchFailed",
+    }
 )
 
 
