@@ -149,7 +149,7 @@ def _service_containers(
     config: OperatorConfig,
 ) -> list[Manifest]:
     containers = []
-    used = {BUILD_CONTAINER}
+    used = {BUILD_CONTAINER, checkout.CLONE_CONTAINER}
     for i, (field, svc) in enumerate(services):
         _check_image(f"{field}.name", svc.name, config)
         name = next((a for a in aliases_of(svc) if is_dns1123_label(a) and a not in used), None)

@@ -85,7 +85,8 @@ printf 'username=%s\\npassword=%s\\n' "\$u" "\$p"
 CIJOB_EOF
   chmod 0700 "$priv/credential-helper"
   scope=credential.helper
-  if [ -n "${CIJOB_GIT_CREDENTIAL_URL}" ]; then scope="credential.${CIJOB_GIT_CREDENTIAL_URL}.helper"; fi
+  cu=${CIJOB_GIT_CREDENTIAL_URL}
+  if [ -n "$cu" ]; then scope="credential.$cu.helper"; fi
   git config --global "$scope" "$priv/credential-helper"
 fi
 deptharg=
