@@ -128,42 +128,40 @@ def variables_from_source() -> Extra:
     }
 
 
-def git_url() -> Extra:
-    return {
-        "maxLength": 2048,
+def _matching(pattern: str, message: str, max_length: int | None = None, extra: str = "") -> Extra:
+    """A string field that must match `pattern` (and the CEL condition `extra`)."""
+    out: Extra = {
         "x-kubernetes-validations": [
-            {
-                "rule": f"self.matches(r'{GIT_URL}')",
-                "message": "must be an https://, http://, ssh:// or git:// URL, or scp-like "
-                "user@host:path, without a password (credentials go in secretRef)",
-            }
-        ],
+            {"rule": f"self.matches(r'{pattern}')" + extra, "message": message}
+        ]
     }
+    if max_length is not None:
+        out["maxLength"] = max_length
+    return out
+
+
+def git_url() -> Extra:
+    return _matching(
+        GIT_URL,
+        "must be an https://, http://, ssh:// or git:// URL, or scp-like user@host:path, "
+        "without a password (credentials go in secretRef)",
+        2048,
+    )
 
 
 def git_ref() -> Extra:
-    return {
-        "maxLength": 255,
-        "x-kubernetes-validations": [
-            {
-                "rule": f"self.matches(r'{GIT_REF}') && !self.contains('..') "
-                "&& !self.endsWith('/') && !self.endsWith('.lock') && !self.contains('@{')",
-                "message": "must be a branch or tag name: no spaces, no leading '-', none of "
-                "~ ^ : ? * [ or backslash, no '..' or '@{'",
-            }
-        ],
-    }
+    return _matching(
+        GIT_REF,
+        "must be a branch or tag name: no spaces, no leading '-', none of ~ ^ : ? * [ or "
+        "backslash, no '..' or '@{'",
+        255,
+        " && !self.contains('..') && !self.endsWith('/') && !self.endsWith('.lock') "
+        "&& !self.contains('@{')",
+    )
 
 
 def git_commit() -> Extra:
-    return {
-        "x-kubernetes-validations": [
-            {
-                "rule": f"self.matches(r'{GIT_COMMIT}')",
-                "message": "must be a full commit id: 40 or 64 lowercase hex characters",
-            }
-        ],
-    }
+    return _matching(GIT_COMMIT, "must be a full commit id: 40 or 64 lowercase hex characters")
 
 
 def int_or_string() -> Extra:
