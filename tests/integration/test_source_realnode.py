@@ -49,6 +49,7 @@ def repos(git: gitserver.GitServer) -> dict[str, gitserver.Repo]:
     app.commit({"FEATURE": "yes\n"}, "feature work")
     app.run("checkout", "-q", "main")
     app.commit({"NEWS": "three\n"}, "third")
+    app.push()
     with_sub = git.make_repo("with-sub", {"README": "has a submodule\n"})
     with_sub.run("-c", "protocol.file.allow=always", "submodule", "add", "-q", lib.url, "lib")
     with_sub.commit({}, "add lib")

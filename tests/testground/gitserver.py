@@ -102,11 +102,16 @@ class Repo:
                 target.chmod(0o755)
         _git("add", "-A", cwd=self.work)
         _git("commit", "-q", "-m", message, cwd=self.work)
-        _git("push", "-q", "--all", "origin", cwd=self.work)
+        self.push()
         return self.rev_parse("HEAD")
 
+    def push(self) -> None:
+        """Every branch and tag of the working copy, to the server."""
+        _git("push", "-q", "--all", "origin", cwd=self.work)
+        _git("push", "-q", "--tags", "origin", cwd=self.work)
+
     def rev_parse(self, rev: str) -> str:
-        """The server's own answer: `git rev-parse` in the bare repository."""
+        """The server's own answer: `git rev-parse` in the bare repository (after a push)."""
         return _git("rev-parse", f"{rev}^{{commit}}", cwd=self.bare)
 
     def run(self, *args: str) -> str:
