@@ -52,9 +52,10 @@ cijob_redact() {
       gsub(/:\/\/[^\/@ ]*:[^\/@ ]*@/, "://[MASKED]@", line); print line }'
 }
 cijob_fail() {
+  what=$(printf '%s\n' "$1" | cijob_redact)
   msg=$(cijob_redact < "$err" | grep -v '^ *$' | tail -n 20)
-  printf 'cijob: %s\n%s\n' "$1" "$msg" >&2
-  printf '%s: %s' "$1" "$msg" | tail -c 3500 > "$tlog"
+  printf 'cijob: %s\n%s\n' "$what" "$msg" >&2
+  printf '%s: %s' "$what" "$msg" | tail -c 3500 > "$tlog"
   exit 1
 }
 cijob_git() {
