@@ -9,13 +9,10 @@ from pathlib import Path
 import pytest
 
 from cijob.source import clone
+from testground.gitserver import COMMITTER
 
 ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
+    **COMMITTER,
     "HOME": "/nonexistent",
     "PATH": os.environ["PATH"],
 }
