@@ -73,6 +73,9 @@ def _secret(cijobs: CiJobs, namespace: str, name: str, password: str) -> None:
     )
 
 
+# Eleven jobs run together (first pulls of the helper image included); on a busy machine they
+# need more than the suite's default 300 s, which would cut the operator's teardown short.
+@pytest.mark.timeout(600)
 def test_jobs_run_on_the_checked_out_commit(
     node: realnode.NodeState,
     git: gitserver.GitServer,
