@@ -11,6 +11,8 @@ from cijob.lifecycle.observe import Observation
 Status = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 WAITING = "Waiting"
+# The PodScheduled reason the API server gives a pod created with scheduling gates.
+GATED_REASON = "SchedulingGated"
 # Fields of the status that change only when the job really moved on; the condition's
 # lastTransitionTime follows them, so it is not compared on its own.
 _COMPARED = (
@@ -110,7 +112,10 @@ def build(
             "lastTransitionTime": timestamp(now),
             "observedGeneration": generation,
         }
-        if waiting_since(old) is not None:
+        # Held by a gate (a queue's admission) and waiting for a node are two waits, each
+        # timed from its own start (docs/lifecycle.md, Queueing).
+        same_wait = (old.get("reason") == GATED_REASON) == (reason == GATED_REASON)
+        if waiting_since(old) is not None and same_wait:
             wait["lastTransitionTime"] = _waiting(old)["lastTransitionTime"]
         status["conditions"].append(wait)
     return status
