@@ -145,7 +145,7 @@ class Metrics:
     def pod_created(self, body: Mapping[str, Any], attempt: int, now: datetime) -> None:
         created = parse_time(body["metadata"].get("creationTimestamp"))
         if self.enabled and attempt == 1 and created is not None:
-            self.created_to_pod.labels(*self._ns(body)).observe(_seconds(created, now))
+            _child(self.created_to_pod, self._ns(body)).observe(_seconds(created, now))
 
     def status_written(
         self, body: Mapping[str, Any], old: Status, new: Status, now: datetime
@@ -167,7 +167,12 @@ class Metrics:
                 self.job_duration.labels(*ns, phase).observe(seconds)
         created = parse_time(body["metadata"].get("creationTimestamp"))
         if created is not None and first_build_running(old, new):
-            self.created_to_running.labels(*ns).observe(_seconds(created, now))
+            _child(self.created_to_running, ns).observe(_seconds(created, now))
+
+
+def _child(histogram: Histogram, labels: list[str]) -> Histogram:
+    """The series of `labels`; the metric itself when it has none (no namespace label)."""
+    return histogram.labels(*labels) if labels else histogram
 
 
 def _seconds(start: datetime, end: datetime) -> float:
@@ -213,8 +218,15 @@ def ended_job(old: Status, new: Status) -> Outcome | None:
 
 def first_build_running(old: Status, new: Status) -> bool:
     """The first attempt's build is seen running (or, when the operator looked late, already
-    done with an exit code) for the first time."""
-    if new.get("attempt") != 1 or old.get("phase") not in (None, "Pending"):
+    ended with an exit code, retried or not) for the first time."""
+    if old.get("attempts") or (old.get("attempt") or 0) > 1:
+        return False
+    if old.get("phase") not in (None, "Pending"):
+        return False
+    records = new.get("attempts") or []
+    if records:
+        return records[0].get("exitCode") is not None
+    if new.get("attempt") != 1:
         return False
     return new.get("phase") == "Running" or (
         new.get("phase") in TERMINAL and new.get("exitCode") is not None

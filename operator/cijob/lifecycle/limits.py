@@ -11,6 +11,9 @@ from cijob.lifecycle.observe import Observation, parse_time
 from cijob.lifecycle.queueing import gated, pending_since
 from cijob.lifecycle.status import GATED_REASON
 
+# A pod whose scheduling gates were removed, not yet placed by a scheduler.
+ADMITTED_REASON = "Admitted"
+
 # A pod stuck before the kubelet enforces activeDeadlineSeconds is failed by the operator
 # this long after the attempt's own timeout.
 DEADLINE_SLACK_SECONDS = 30
@@ -33,6 +36,11 @@ def within_limits(
     pod_start = parse_time((pod.get("status") or {}).get("startTime"))
     if pod_start is None and gated(pod):
         return gate_held(pod, obs)
+    if pod_start is None and obs.reason == GATED_REASON:
+        # The gates are gone; the pod's condition still says SchedulingGated until a
+        # scheduler looks at it.
+        message = "the scheduling gates were removed (admitted); waiting for a node"
+        obs = replace(obs, reason=ADMITTED_REASON, message=message)
     if pod_start is not None:
         left = timeout + DEADLINE_SLACK_SECONDS - (now - pod_start).total_seconds()
         reason, what = "Timeout", f"the attempt did not finish within {timeout} s"

@@ -151,8 +151,11 @@ def from_observation(
         completion_time=obs.completion_time,
         attempt_start_time=obs.start_time,
         log_tail=obs.log_tail,
-        # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
-        waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
+        # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate), and
+        # until it starts once it waited: the condition's time is its pending clock
+        waiting=phase == "Pending"
+        and obs.start_time is None
+        and (obs.reason is not None or waiting_since(old) is not None),
     )
 
 
