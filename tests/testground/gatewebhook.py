@@ -82,7 +82,7 @@ class GateWebhook:
             "failurePolicy": "Fail",
             "timeoutSeconds": 5,
         }  # fmt: skip
-        body = {"metadata": {"name": self.name}, "webhooks": [hook]}
+        body: Any = {"metadata": {"name": self.name}, "webhooks": [hook]}
         client.AdmissionregistrationV1Api(self.api).create_mutating_webhook_configuration(body)
         return self
 
