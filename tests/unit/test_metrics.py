@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -105,3 +108,31 @@ def test_the_namespace_label_only_when_asked_and_nothing_when_disabled() -> None
     off = Metrics(enabled=False)
     off.status_written(BODY, {"phase": "Running"}, new, datetime.now(UTC))
     assert "cijob_jobs_finished_total{" not in off.expose().decode()
+
+
+def _names() -> set[str]:
+    """Every cijob_* metric name, as exposed (counters with their _total)."""
+    families = text_string_to_metric_families(Metrics().expose().decode())
+    out = set()
+    for f in families:
+        if f.name.startswith("cijob_"):
+            out.add(f.name + ("_total" if f.type == "counter" else ""))
+    return out
+
+
+def test_docs_list_every_metric_and_the_dashboard_uses_only_those() -> None:
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "metrics.md").read_text()
+    names = _names()
+    assert {"cijob_jobs_finished_total", "cijob_workqueue_depth"} <= names
+    assert [n for n in sorted(names) if f"`{n}`" not in docs] == []
+    documented = set(re.findall(r"^\| `(cijob_[a-z_]+)`", docs, re.M))
+    assert documented == names
+    dashboard = json.loads((root / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {
+        re.sub(r"_(bucket|count|sum)$", "", m)
+        for e in exprs
+        for m in re.findall(r"cijob_[a-z_]+", e)
+    }
+    assert used <= names and len(used) >= 10
