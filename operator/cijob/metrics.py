@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from cijob.lifecycle.observe import parse_time
 
 Status = Mapping[str, Any]
+Buckets = tuple[float, ...]
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # A CI job runs for seconds to hours.
 RUN_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, float("inf"))
@@ -30,7 +31,7 @@ FAST_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 # No `*_created` series beside every counter and histogram: twice the series, for a time
 # Prometheus does not need (it sees resets itself). The setting is the process's.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
@@ -42,86 +43,75 @@ class Metrics:
     def __init__(self, enabled: bool = True, namespace_label: bool = False) -> None:
         self.enabled = enabled
         self.namespace_label = namespace_label
-        self.registry = CollectorRegistry(auto_describe=True)
-        r, ns = self.registry, ["namespace"] if namespace_label else []
-        self.jobs_finished = Counter(
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        ns = ["namespace"] if namespace_label else []
+        by_outcome, by_phase = [*ns, "phase", "reason"], [*ns, "phase"]
+
+        def counter(name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+            return Counter(name, doc, list(labels), registry=r)
+
+        def histogram(name: str, doc: str, labels: Sequence[str], buckets: Buckets) -> Histogram:
+            return Histogram(name, doc, list(labels), buckets=buckets, registry=r)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, registry=r)
+
+        self.jobs_finished = counter(
             "cijob_jobs_finished",
             "CiJobs ended, by phase and reason (empty when Succeeded).",
-            [*ns, "phase", "reason"],
-            registry=r,
+            by_outcome,
         )
-        self.attempts_finished = Counter(
-            "cijob_attempts_finished",
-            "Attempts ended, by phase and reason; retried ones too.",
-            [*ns, "phase", "reason"],
-            registry=r,
+        self.attempts_finished = counter(
+            "cijob_attempts_finished", "Attempts ended, by phase and reason.", by_outcome
         )
-        self.job_duration = Histogram(
+        self.job_duration = histogram(
             "cijob_job_duration_seconds",
             "From a job's status.startTime to its completionTime.",
-            [*ns, "phase"],
-            buckets=RUN_BUCKETS,
-            registry=r,
+            by_phase,
+            RUN_BUCKETS,
         )
-        self.attempt_duration = Histogram(
-            "cijob_attempt_duration_seconds",
-            "From an attempt's pod start to its end.",
-            [*ns, "phase"],
-            buckets=RUN_BUCKETS,
-            registry=r,
-        )
-        self.created_to_pod = Histogram(
+        self.attempt_duration = histogram(
+            "cijob_attempt_duration_seconds", "An attempt's pod start to its end.", by_phase,
+            RUN_BUCKETS,
+        )  # fmt: skip
+        self.created_to_pod = histogram(
             "cijob_job_created_to_pod_created_seconds",
             "From the CiJob's creationTimestamp to its first pod's create.",
             ns,
-            buckets=WAIT_BUCKETS,
-            registry=r,
+            WAIT_BUCKETS,
         )
-        self.created_to_running = Histogram(
+        self.created_to_running = histogram(
             "cijob_job_created_to_running_seconds",
             "From the CiJob's creationTimestamp to the operator seeing its first attempt's "
             "build run: queueing as users feel it.",
             ns,
-            buckets=WAIT_BUCKETS,
-            registry=r,
+            WAIT_BUCKETS,
         )
-        self.queue_depth = Gauge(
-            "cijob_workqueue_depth", "Jobs queued for a reconcile, not yet taken.", registry=r
-        )
-        self.queue_latency = Histogram(
+        self.queue_depth = gauge("cijob_workqueue_depth", "Jobs queued for a reconcile.")
+        self.queue_latency = histogram(
             "cijob_workqueue_queue_duration_seconds",
             "How long a job waited in the work queue before a worker took it.",
-            buckets=FAST_BUCKETS,
-            registry=r,
+            (),
+            FAST_BUCKETS,
         )
-        self.reconcile_duration = Histogram(
-            "cijob_reconcile_duration_seconds",
-            "One reconcile of one job, failed ones too.",
-            buckets=FAST_BUCKETS,
-            registry=r,
+        self.reconcile_duration = histogram(
+            "cijob_reconcile_duration_seconds", "One reconcile of one job.", (), FAST_BUCKETS
         )
-        self.reconcile_errors = Counter(
-            "cijob_reconcile_errors",
-            "Reconciles that failed and were scheduled again.",
-            registry=r,
+        self.reconcile_errors = counter(
+            "cijob_reconcile_errors", "Reconciles that failed and were scheduled again."
         )
-        self.api_requests = Counter(
+        self.api_requests = counter(
             "cijob_api_requests",
             "Requests to the API server by verb, resource and HTTP code (0: no answer); the "
             "watches (kopf's) and the Lease's are not among them.",
             ["verb", "resource", "code"],
-            registry=r,
         )
-        self.leader = Gauge(
-            "cijob_leader", "1 while this replica works (holds the Lease), else 0.", registry=r
+        self.leader = gauge("cijob_leader", "1 while this replica works (holds the Lease).")
+        self.jobs_held = gauge(
+            "cijob_jobs_held", "Jobs held Pending by maxRunningJobsPerNamespace."
         )
-        self.jobs_held = Gauge(
-            "cijob_jobs_held",
-            "Jobs held Pending by maxRunningJobsPerNamespace, as of their last reconcile.",
-            registry=r,
-        )
-        self.archive_failures = Counter(
-            "cijob_log_archive_failures", "Build logs that could not be archived.", registry=r
+        self.archive_failures = counter(
+            "cijob_log_archive_failures", "Build logs that could not be archived."
         )
         if enabled:
             ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, fds

@@ -113,3 +113,13 @@ def test_an_ungated_pod_never_gated_counts_from_its_creation() -> None:
     obs = Observation("Pending", "Unschedulable", "no node")
     failed = within_limits(gated_pod(False), obs, 60, 1800, NOW, {"phase": "Pending"})
     assert failed.reason == "PendingTimeout"
+
+
+def test_queue_name_becomes_kueues_label_on_every_attempts_pod() -> None:
+    from unit.test_render_pod import job_spec, render
+
+    for attempt in (1, 2):
+        labels = render(job_spec(queueName="team-a"), attempt=attempt)["metadata"]["labels"]
+        assert labels["kueue.x-k8s.io/queue-name"] == "team-a"
+        assert labels["cijob.dev/attempt"] == str(attempt)
+    assert "kueue.x-k8s.io/queue-name" not in render(job_spec())["metadata"]["labels"]
