@@ -75,6 +75,7 @@ in one namespace never share it. */}}
   "events" .Values.events
   "workers" (int .Values.workers)
   "metrics" (dict "enabled" .Values.metrics.enabled "namespaceLabel" .Values.metrics.namespaceLabel)
+  "helperImage" (.Values.helperImage | default (include "cijob-operator.image" .))
 }}
 {{- with .Values.maxRunningJobsPerNamespace }}
 {{- $_ := set $config "maxRunningJobsPerNamespace" (int .) }}
