@@ -530,6 +530,8 @@ class KubeSim:
                 return  # an unscheduled pod is deleted at once by the apiserver
             if not node and not fits(spec, self.node_labels):
                 return  # meant for another node: a scheduler would not put it here
+            if not node and spec.get("schedulingGates"):
+                return  # a scheduler binds no gated pod; removing the gates brings it back
             # Not ours to run; but nothing else would ever finish deleting a pod on this node
             # (another session's, or one left behind by a stopped simulator).
             foreign = self.namespaces is not None and key[0] not in self.namespaces
