@@ -13,10 +13,12 @@ from kubernetes.aio import client
 
 from cijob import api
 from cijob.ownership import is_controlled_by
+from cijob.render import names
 
 Manifest = Mapping[str, Any]
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
 class KubeError(Exception):
@@ -125,11 +127,32 @@ class Kube:
         )
         _json(f"stop pod {name}", status, body, ok=(200, 404, 409))
 
+    async def release_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Removes the tracking finalizer, and only it, from the pod with this uid: a strategic
+        merge patch deletes the one entry, whatever other finalizers the pod carries."""
+        patch = {
+            "metadata": {
+                "uid": uid,
+                "$deleteFromPrimitiveList/finalizers": [names.TRACKING_FINALIZER],
+            }
+        }
+        status, body = await self._request(
+            "PATCH", f"{_pods(namespace)}/{name}", patch, STRATEGIC_PATCH
+        )
+        _json(f"release pod {name}", status, body, ok=(200, 404, 409))
+
     async def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Deletes the pod with this uid only (a precondition), never another of its name."""
         options = {"preconditions": {"uid": uid}}
         status, body = await self._request("DELETE", f"{_pods(namespace)}/{name}", options)
         _json(f"delete pod {name}", status, body, ok=(200, 202, 404, 409))
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        status, body = await self._request("GET", f"{_cijobs(namespace)}/{name}")
+        if status == 404:
+            return None
+        result: dict[str, Any] = _json(f"read CiJob {name}", status, body)
+        return result
 
     async def patch_status(self, namespace: str, name: str, uid: str, status: Manifest) -> None:
         code, body = await self._request(

@@ -30,6 +30,7 @@ from cijob.ownership import describe, held_by_a_cijob, is_controlled_by
 from cijob.render import names
 from cijob.render.pod import get_pod, images_of
 from cijob.timers import Backoff, Timers
+from cijob.tracking import ENDED, Tracking
 from cijob.workqueue import WorkQueue
 
 log = logging.getLogger("cijob")
@@ -62,6 +63,7 @@ class Reconciler:
     cache: Cache = field(default_factory=Cache)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff[Key] = field(default_factory=Backoff)
+    tracking: Tracking = field(default_factory=Tracking)
     timers: Timers[Key] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +86,9 @@ class Reconciler:
         key = self.cache.pod_seen(event_type, body)
         if key is not None:
             self.queue.add(key)
+        held = self.tracking.pod_seen(event_type, body)
+        if held is not None:
+            self.queue.add(held)
 
     def _drop(self, key: Key) -> None:
         self.timers.cancel(key)
@@ -149,6 +154,7 @@ class Reconciler:
     async def reconcile(self, key: Key) -> None:
         body = self.cache.jobs.get(key)
         if body is None:
+            await self._release(key)  # pods of a job that ended or went
             return
         try:
             await self._reconcile(key, body)
@@ -164,6 +170,22 @@ class Reconciler:
             await self._expire(key, body, status, _now())
             if key not in self.timers:
                 self.cache.forget(key, body)
+        await self._release(key)
+
+    async def _release(self, key: Key) -> None:
+        """Lets the deleted pods of `key` go once their attempts are in the status."""
+        if key not in self.tracking:
+            return
+        body = self.cache.jobs.get(key)
+
+        def known(uid: str) -> Body | None:
+            if uid in self.cache.finished:
+                return ENDED
+            if body is not None and body["metadata"].get("uid") == uid:
+                return self.cache.status(body)
+            return None
+
+        await self.tracking.release(self.kube, key, known)
 
     async def _reconcile(self, key: Key, body: Body) -> None:
         status = self.cache.status(body)
@@ -273,7 +295,8 @@ class Reconciler:
         """Creates the attempt's Secret and Pod, then records the attempt in the status; or
         says in the status why it cannot (yet)."""
         name = names.pod_name(job.name, attempt)
-        if self.cache.attempt_pod(key, job.uid, attempt) is GONE:
+        pod = self.cache.attempt_pod(key, job.uid, attempt)
+        if pod is GONE:
             # This attempt's pod was made, and deleted before its status write landed: one pod
             # per attempt, so it is recorded as made, and its next look finds it deleted.
             new = st.build(
@@ -284,10 +307,8 @@ class Reconciler:
             self.queue.add(key)
             return
         try:
-            pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
-            created, pod = await self.kube.create_pod(
-                job.namespace, get_pod(job, attempt, self.config, pull_secret)
-            )
+            # A pod already there is an earlier create whose status write was lost: recorded.
+            created, pod = (False, pod) if pod is not None else await self._create(job, attempt)
         except NameTaken as taken:
             await self._name_taken(key, body, job, status, taken.kind, taken.holder, attempts)
             return
@@ -323,6 +344,12 @@ class Reconciler:
             images=[{"container": c, "image": i} for c, i in images_of(job, self.config)],
         )
         await self._write(body, status, new, events)
+
+    async def _create(self, job: Job, attempt: int) -> tuple[bool, Body | None]:
+        pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
+        return await self.kube.create_pod(
+            job.namespace, get_pod(job, attempt, self.config, pull_secret)
+        )
 
     async def _name_taken(
         self,

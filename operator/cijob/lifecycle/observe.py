@@ -23,6 +23,8 @@ EVICTION_REASONS = {
     "TerminationByKubelet",
 }
 START_FAILURES = {"StartError", "ContainerCannotRun"}
+# What a build container killed by a pod's deletion exits with: 128 + SIGTERM, + SIGKILL.
+KILLED_EXIT_CODES = (143, 137)
 # The kubelet's own cap on a fallback termination message (80 lines, 2048 bytes).
 LOG_TAIL_BYTES = 2048
 
@@ -243,19 +245,32 @@ def stopping(pod: Pod) -> bool:
     return names.STOP_REASON_ANNOTATION in annotations and ads is not None and ads <= 1
 
 
+def _deleted(pod: Pod) -> bool:
+    """Deleted before its script finished: still running, or ended by the deletion's kill.
+
+    The tracking finalizer keeps a deleted pod until its attempt is recorded, so an operator
+    that was not watching when it went sees it only once the kubelet has killed it: `Failed`,
+    the build container ended by the signal (or never run). An eviction sets DisruptionTarget
+    before it deletes: the condition says why the pod went."""
+    if not pod["metadata"].get("deletionTimestamp") or _condition(pod, "DisruptionTarget"):
+        return False
+    status = pod.get("status") or {}
+    if status.get("phase") not in ("Succeeded", "Failed"):
+        return True
+    if status.get("phase") == "Succeeded" or status.get("reason") == "DeadlineExceeded":
+        return False
+    term = (_build_status(pod).get("state") or {}).get("terminated")
+    killed = term is not None and term.get("exitCode") in KILLED_EXIT_CODES
+    return term is None or (killed and term.get("reason") != "OOMKilled")
+
+
 def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation:
     """The attempt's state from its pod, the way the kubelet reported it."""
     stopped = _stopped(pod)
     if stopped is not None:
         return stopped
     status = pod.get("status") or {}
-    disrupted = _condition(pod, "DisruptionTarget") is not None
-    # an eviction sets DisruptionTarget and then deletes: the condition says why it went
-    if (
-        pod["metadata"].get("deletionTimestamp")
-        and not disrupted
-        and status.get("phase") not in ("Succeeded", "Failed")
-    ):
+    if _deleted(pod):
         return Observation(
             "Failed",
             "PodDeleted",
