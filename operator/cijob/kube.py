@@ -105,12 +105,16 @@ class Kube:
         result: dict[str, Any] = _json(f"create pod {name}", status, body)
         return True, result
 
-    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        status, body = await self._request("GET", f"{_pods(namespace)}/{name}")
+    async def _read(self, what: str, path: str) -> dict[str, Any] | None:
+        """One object, or None when the API server has none at `path`."""
+        status, body = await self._request("GET", path)
         if status == 404:
             return None
-        result: dict[str, Any] = _json(f"read pod {name}", status, body)
+        result: dict[str, Any] = _json(f"read {what}", status, body)
         return result
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._read(f"pod {name}", f"{_pods(namespace)}/{name}")
 
     async def stop_pod(
         self, namespace: str, name: str, uid: str, annotations: Mapping[str, str]
@@ -148,11 +152,7 @@ class Kube:
         _json(f"delete pod {name}", status, body, ok=(200, 202, 404, 409))
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        status, body = await self._request("GET", f"{_cijobs(namespace)}/{name}")
-        if status == 404:
-            return None
-        result: dict[str, Any] = _json(f"read CiJob {name}", status, body)
-        return result
+        return await self._read(f"CiJob {name}", f"{_cijobs(namespace)}/{name}")
 
     async def patch_status(self, namespace: str, name: str, uid: str, status: Manifest) -> None:
         code, body = await self._request(
