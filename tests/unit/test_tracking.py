@@ -21,6 +21,7 @@ OWNER = [
         "controller": True,
     }
 ]
+DISRUPTED = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
@@ -116,6 +117,8 @@ def _killed(code: int, phase: str = "Failed", reason: str = "Error", **status: A
         (_killed(1), "ScriptFailure"),  # it had failed by itself
         (_killed(0, "Succeeded", "Completed"), None),  # it had succeeded
         (_killed(137, reason="OOMKilled"), "OOMKilled"),
+        (_killed(0, "Succeeded", "Completed", conditions=[DISRUPTED]), None),  # evicted late
+        (_killed(143, conditions=[DISRUPTED]), "PodEvicted"),
     ],
 )
 def test_a_deleted_pod_seen_only_once_the_kubelet_ended_it(p: Json, reason: str | None) -> None:

@@ -108,7 +108,9 @@ def _terminated(pod: Pod, now: datetime) -> Observation | None:
             completion_time=finished,
             **common,
         )
-    if disruption is not None or status.get("reason") == "Evicted":
+    # A script that succeeded before the eviction took effect succeeded (the kubelet says so).
+    evicted = disruption is not None or status.get("reason") == "Evicted"
+    if evicted and status.get("phase") != "Succeeded":
         why = (disruption or {}).get("reason")
         reason = "PodDeleted" if why == "DeletionByPodGC" else "PodEvicted"
         message = status.get("message") or (disruption or {}).get("message") or "pod evicted"
