@@ -220,8 +220,7 @@ class Reconciler:
             else Observation("Failed", "PodDeleted", "the pod was deleted before the job finished")
         )
         if pod is not None:
-            timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
-            obs = within_limits(pod, obs, timeout, self.config.pendingTimeoutSeconds, now)
+            pod, obs = await self._limited(job, pod, obs, now)
         if not obs.terminal:
             await self._write(body, status, st.from_observation(status, obs, job.generation, now))
             if obs.recheck_after is not None:
@@ -251,6 +250,23 @@ class Reconciler:
             self.timers.schedule(key, STOP_RECHECK_SECONDS)
             return
         await self._write(body, status, st.from_observation(status, obs, job.generation, now))
+
+    async def _limited(
+        self, job: Job, pod: Body, obs: Observation, now: datetime
+    ) -> tuple[Body, Observation]:
+        """The attempt's limits applied. Where the clock, not the pod, ends the attempt, the
+        pod is read afresh first: a watch lagging behind an overloaded API server may not show
+        yet that it has ended (a green job reported Timeout, in the chaos suite)."""
+        timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
+        bound = self.config.pendingTimeoutSeconds
+        limited = within_limits(pod, obs, timeout, bound, now)
+        if obs.terminal or not limited.terminal:
+            return pod, limited
+        fresh = await self.kube.get_pod(job.namespace, pod["metadata"]["name"])
+        if fresh is None or fresh["metadata"].get("uid") != pod["metadata"].get("uid"):
+            return pod, limited
+        seen = observe_pod(fresh, now, self.config.imagePullGraceSeconds)
+        return fresh, within_limits(fresh, seen, timeout, bound, now)
 
     async def _attempt_pod(self, key: Key, job: Job, attempt: int) -> Body | None:
         """The attempt's pod if it is the job's own; None when it is gone or never was."""

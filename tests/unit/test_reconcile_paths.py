@@ -623,3 +623,17 @@ def test_a_held_pod_of_a_live_job_that_the_cache_does_not_hold_waits_for_its_rec
     h.kube.jobs["j"] = {**h.job, "metadata": {**h.job["metadata"], "deletionTimestamp": _at(0)}}
     h.run(lambda: h.r.pod_event("MODIFIED", copy.deepcopy(lost)))
     assert h.kube.writes("release pod") == [("release pod", "j-2")]
+
+
+def test_a_timeout_by_the_clock_reads_the_pod_first_a_lagging_watch_is_not_believed() -> None:
+    h = Harness()
+    h.apply(timeout="10s")
+    h.pod_is("j-1", phase="Running", startTime=_at(-5))
+    assert h.status["phase"] == "Running"
+    # the API server has the pod Succeeded; the watch still shows it running, long past its time
+    stale = copy.deepcopy(h.kube.pods["j-1"])
+    stale["status"] = {"phase": "Running", "startTime": _at(-100)}
+    h.kube.pods["j-1"]["status"] = {**_terminated(0), "startTime": _at(-100)}
+    h.run(lambda: h.r.pod_event("MODIFIED", stale))
+    assert h.status["phase"] == "Succeeded"
+    assert h.kube.writes("stop pod", "delete pod") == []
