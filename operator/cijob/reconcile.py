@@ -29,6 +29,7 @@ from cijob.lifecycle.retry import should_retry
 from cijob.ownership import describe, held_by_a_cijob, is_controlled_by
 from cijob.render import names
 from cijob.render.pod import get_pod, images_of
+from cijob.source.secret import check_source_secret
 from cijob.timers import Backoff, Timers
 from cijob.tracking import ENDED, Tracking
 from cijob.workqueue import WorkQueue
@@ -362,6 +363,7 @@ class Reconciler:
         await self._write(body, status, new, events)
 
     async def _create(self, job: Job, attempt: int) -> tuple[bool, Body | None]:
+        await check_source_secret(self.kube, job)
         pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
         return await self.kube.create_pod(
             job.namespace, get_pod(job, attempt, self.config, pull_secret)
