@@ -14,10 +14,12 @@ from kubernetes.aio import client
 from cijob import api
 from cijob.metrics import DISABLED, Metrics
 from cijob.ownership import is_controlled_by
+from cijob.render import names
 
 Manifest = Mapping[str, Any]
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
 class KubeError(Exception):
@@ -111,12 +113,16 @@ class Kube:
         result: dict[str, Any] = _json(f"create pod {name}", status, body)
         return True, result
 
-    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        status, body = await self._request("GET", f"{_pods(namespace)}/{name}")
+    async def _read(self, what: str, path: str) -> dict[str, Any] | None:
+        """One object, or None when the API server has none at `path`."""
+        status, body = await self._request("GET", path)
         if status == 404:
             return None
-        result: dict[str, Any] = _json(f"read pod {name}", status, body)
+        result: dict[str, Any] = _json(f"read {what}", status, body)
         return result
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._read(f"pod {name}", f"{_pods(namespace)}/{name}")
 
     async def stop_pod(
         self, namespace: str, name: str, uid: str, annotations: Mapping[str, str]
@@ -133,11 +139,28 @@ class Kube:
         )
         _json(f"stop pod {name}", status, body, ok=(200, 404, 409))
 
+    async def release_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Removes the tracking finalizer, and only it, from the pod with this uid: a strategic
+        merge patch deletes the one entry, whatever other finalizers the pod carries."""
+        patch = {
+            "metadata": {
+                "uid": uid,
+                "$deleteFromPrimitiveList/finalizers": [names.TRACKING_FINALIZER],
+            }
+        }
+        status, body = await self._request(
+            "PATCH", f"{_pods(namespace)}/{name}", patch, STRATEGIC_PATCH
+        )
+        _json(f"release pod {name}", status, body, ok=(200, 404, 409))
+
     async def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Deletes the pod with this uid only (a precondition), never another of its name."""
         options = {"preconditions": {"uid": uid}}
         status, body = await self._request("DELETE", f"{_pods(namespace)}/{name}", options)
         _json(f"delete pod {name}", status, body, ok=(200, 202, 404, 409))
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._read(f"CiJob {name}", f"{_cijobs(namespace)}/{name}")
 
     async def patch_status(self, namespace: str, name: str, uid: str, status: Manifest) -> None:
         code, body = await self._request(

@@ -34,6 +34,7 @@ from cijob.render import names
 from cijob.render.pod import get_pod, images_of
 from cijob.source.secret import check_source_secret
 from cijob.timers import Backoff, Timers
+from cijob.tracking import ENDED, Tracking
 from cijob.workqueue import WorkQueue
 
 log = logging.getLogger("cijob")
@@ -67,6 +68,7 @@ class Reconciler:
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff[Key] = field(default_factory=Backoff)
     metrics: Metrics = DISABLED
+    tracking: Tracking = field(default_factory=Tracking)
     timers: Timers[Key] = field(init=False)
     line: Line = field(init=False)
 
@@ -94,6 +96,9 @@ class Reconciler:
         key = self.cache.pod_seen(event_type, body)
         if key is not None:
             self.queue.add(key)
+        held = self.tracking.pod_seen(event_type, body)
+        if held is not None:
+            self.queue.add(held)
 
     def _drop(self, key: Key) -> None:
         self.timers.cancel(key)
@@ -163,6 +168,7 @@ class Reconciler:
     async def reconcile(self, key: Key) -> None:
         body = self.cache.jobs.get(key)
         if body is None:
+            await self._release(key)  # pods of a job that ended or went
             return
         try:
             await self._reconcile(key, body)
@@ -179,6 +185,22 @@ class Reconciler:
             await self._expire(key, body, status, _now())
             if key not in self.timers:
                 self.cache.forget(key, body)
+        await self._release(key)
+
+    async def _release(self, key: Key) -> None:
+        """Lets the deleted pods of `key` go once their attempts are in the status."""
+        if key not in self.tracking:
+            return
+        body = self.cache.jobs.get(key)
+
+        def known(uid: str) -> Body | None:
+            if uid in self.cache.finished:
+                return ENDED
+            if body is not None and body["metadata"].get("uid") == uid:
+                return self.cache.status(body)
+            return None
+
+        await self.tracking.release(self.kube, key, known)
 
     async def _reconcile(self, key: Key, body: Body) -> None:
         status = self.cache.status(body)
@@ -215,8 +237,7 @@ class Reconciler:
             else Observation("Failed", "PodDeleted", "the pod was deleted before the job finished")
         )
         if pod is not None:
-            timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
-            obs = within_limits(pod, obs, timeout, self.config.pendingTimeoutSeconds, now, status)
+            pod, obs = await self._limited(job, pod, obs, now, status)
         if not obs.terminal:
             await self._write(body, status, st.from_observation(status, obs, job.generation, now))
             if obs.recheck_after is not None:
@@ -246,6 +267,23 @@ class Reconciler:
             self.timers.schedule(key, STOP_RECHECK_SECONDS)
             return
         await self._write(body, status, st.from_observation(status, obs, job.generation, now))
+
+    async def _limited(
+        self, job: Job, pod: Body, obs: Observation, now: datetime, status: Mapping[str, Any]
+    ) -> tuple[Body, Observation]:
+        """The attempt's limits applied. Where the clock, not the pod, ends the attempt, the
+        pod is read afresh first: a watch lagging behind an overloaded API server may not show
+        yet that it has ended (a green job reported Timeout, in the chaos suite)."""
+        timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
+        bound = self.config.pendingTimeoutSeconds
+        limited = within_limits(pod, obs, timeout, bound, now, status)
+        if obs.terminal or not limited.terminal:
+            return pod, limited
+        fresh = await self.kube.get_pod(job.namespace, pod["metadata"]["name"])
+        if fresh is None or fresh["metadata"].get("uid") != pod["metadata"].get("uid"):
+            return pod, limited
+        seen = observe_pod(fresh, now, self.config.imagePullGraceSeconds)
+        return fresh, within_limits(fresh, seen, timeout, bound, now, status)
 
     async def _attempt_pod(self, key: Key, job: Job, attempt: int) -> Body | None:
         """The attempt's pod if it is the job's own; None when it is gone or never was."""
@@ -290,7 +328,8 @@ class Reconciler:
         """Creates the attempt's Secret and Pod, then records the attempt in the status; or
         says in the status why it cannot (yet)."""
         name = names.pod_name(job.name, attempt)
-        if self.cache.attempt_pod(key, job.uid, attempt) is GONE:
+        pod = self.cache.attempt_pod(key, job.uid, attempt)
+        if pod is GONE:
             # This attempt's pod was made, and deleted before its status write landed: one pod
             # per attempt, so it is recorded as made, and its next look finds it deleted.
             new = st.build(
@@ -301,11 +340,8 @@ class Reconciler:
             self.queue.add(key)
             return
         try:
-            await check_source_secret(self.kube, job)
-            pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
-            created, pod = await self.kube.create_pod(
-                job.namespace, get_pod(job, attempt, self.config, pull_secret)
-            )
+            # A pod already there is an earlier create whose status write was lost: recorded.
+            created, pod = (False, pod) if pod is not None else await self._create(job, attempt)
         except NameTaken as taken:
             await self._name_taken(key, body, job, status, taken.kind, taken.holder, attempts)
             return
@@ -365,6 +401,13 @@ class Reconciler:
     def _jobs_of(self, namespace: str) -> Jobs:
         jobs = self.cache.jobs.items()
         return {k: (b, self.cache.status(b)) for k, b in jobs if k[0] == namespace}
+
+    async def _create(self, job: Job, attempt: int) -> tuple[bool, Body | None]:
+        await check_source_secret(self.kube, job)
+        pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
+        return await self.kube.create_pod(
+            job.namespace, get_pod(job, attempt, self.config, pull_secret)
+        )
 
     async def _name_taken(
         self,

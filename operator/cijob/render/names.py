@@ -32,3 +32,7 @@ def attempt_of(pod_name_: str, job_name: str) -> int | None:
 # so the outcome is the operator's decision, not the DeadlineExceeded the kubelet then reports.
 STOP_REASON_ANNOTATION = "cijob.dev/stop-reason"
 STOP_MESSAGE_ANNOTATION = "cijob.dev/stop-message"
+
+# On every pod the operator makes: the pod stays, once deleted, until its attempt's outcome is
+# in the job's status (the Job controller's batch.kubernetes.io/job-tracking; docs/lifecycle.md).
+TRACKING_FINALIZER = "cijob.dev/attempt-tracking"

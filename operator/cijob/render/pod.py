@@ -294,6 +294,7 @@ def get_pod(
             "labels": names.pod_labels(job.name, attempt, spec.queueName),
             "annotations": {names.GENERATION_ANNOTATION: str(job.generation)},
             "ownerReferences": [job.owner_reference()],
+            "finalizers": [names.TRACKING_FINALIZER],
         },
         "spec": pod_spec,
     }
