@@ -45,9 +45,12 @@ unit: venv
 
 # Every test: lint, unit tests and the integration tests against the real control plane,
 # the real-node tests included (they fail where the node cannot run;
-# PYTEST_ARGS='-m "not realnode"' deselects them).
+# PYTEST_ARGS='-m "not realnode"' deselects them). PYTEST_WORKERS pytest-xdist workers, each
+# on a control plane of its own; the real-node tests all on one (docs/testing.md); 0: one
+# process.
+PYTEST_WORKERS ?= 2
 test: venv testground lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Starts the embedded control plane, runs the operator and the seed's examples, shows progress.
 # DEMO_ARGS=--use-current-context uses the cluster of $KUBECONFIG instead.

@@ -38,12 +38,44 @@ class Cluster:
     started: bool  # whether this session started it (and so stops it)
 
 
+# What the machine has one of (the real node's bridge, registry port and 10.96.0.1 link): the
+# tests marked so run in one pytest-xdist worker, one after another (`make test` runs
+# `--dist loadgroup`); the group is added here, so a new such test needs only its mark.
+MACHINE_WIDE = ("realnode",)
+MACHINE_GROUP = "machine-wide"
+
+
+def _workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers run this session (0 without xdist)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return int(workerinput["workercount"])
+    n = getattr(config.option, "numprocesses", None)
+    return n if isinstance(n, int) else (2 if n else 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CIJOB_TEST_KUBECONFIG") and _workers(config) > 1:
+        raise pytest.UsageError(
+            "CIJOB_TEST_KUBECONFIG names one cluster, whose kubelet simulator one session "
+            "plays: run with -n 0 (make test PYTEST_WORKERS=0)"
+        )
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and _workers(config) > 1:
+        # Each worker its own control plane, beside the checkout's, on the same binaries.
+        root = testground.default_root() / "workers" / str(workerinput["workerid"])
+        testground.beside(root)
+        os.environ["CIJOB_TESTGROUND_DIR"] = str(root)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Everything under tests/integration needs the control plane; mark it so `-m "not cluster"`
     # selects the unit tests alone.
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.cluster)
+        if any(item.get_closest_marker(name) for name in MACHINE_WIDE):
+            item.add_marker(pytest.mark.xdist_group(MACHINE_GROUP))
 
 
 def _running_testground(kubeconfig: str) -> bool:
@@ -53,7 +85,7 @@ def _running_testground(kubeconfig: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
     """The test control plane: reused when $CIJOB_TEST_KUBECONFIG is set or $KUBECONFIG is a
     running test ground's, else started now and stopped at the end of the session."""
     bin_dir = testground.default_root() / "bin"
@@ -62,7 +94,8 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(Path(explicit), bin_dir, started=False)
         return
     env = os.environ.get("KUBECONFIG")
-    if env and _running_testground(env):
+    # Workers of one session each start their own (two simulators cannot share a node).
+    if env and _workers(pytestconfig) <= 1 and _running_testground(env):
         yield Cluster(Path(env).resolve(), Path(env).resolve().parent / "bin", started=False)
         return
     try:
