@@ -68,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["CIJOB_TESTGROUND_DIR"] = str(root)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Everything under tests/integration needs the control plane; mark it so `-m "not cluster"`
     # selects the unit tests alone.
