@@ -18,6 +18,9 @@ CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
 CONFIG_ENV = "CIJOB_CONFIG"
 
 K8sPullPolicy = Literal["Always", "IfNotPresent", "Never"]
+# The operator's own image as the chart names it by default: it ships git for the clone
+# container (the chart passes the image it really runs, so this is for runs outside it).
+DEFAULT_HELPER_IMAGE = "cijob-operator:0.1.0"
 
 
 class Defaults(BaseModel):
@@ -40,6 +43,18 @@ class Defaults(BaseModel):
         if parse_duration(value) < 1:
             raise ValueError("must be at least one second")
         return value
+
+
+class MetricsConfig(BaseModel):
+    """GET /metrics on the health port (docs/metrics.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Count and serve the metrics.")
+    namespaceLabel: bool = Field(
+        default=False,
+        description="Add a `namespace` label to the job metrics (one series per namespace).",
+    )
 
 
 class OperatorConfig(BaseModel):
@@ -76,6 +91,12 @@ class OperatorConfig(BaseModel):
     credentialHelperTimeoutSeconds: float = Field(
         default=10.0, gt=0, description="Limit of one docker-credential-<name> call."
     )
+    helperImage: str = Field(
+        default=DEFAULT_HELPER_IMAGE,
+        min_length=1,
+        description="Image of the `clone` init container of jobs with `spec.source`: it needs "
+        "git and sh. The operator's own image by default.",
+    )
     events: bool = Field(
         default=True, description="Post Kubernetes Events on the CiJob for its transitions."
     )
@@ -84,6 +105,13 @@ class OperatorConfig(BaseModel):
         ge=1,
         le=512,
         description="Jobs reconciled at once; the API client keeps twice as many connections.",
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    maxRunningJobsPerNamespace: int | None = Field(
+        default=None,
+        ge=1,
+        description="Jobs of one namespace that may have an attempt at once; further ones stay "
+        "Pending, first come first served (docs/lifecycle.md). None: no limit.",
     )
 
 

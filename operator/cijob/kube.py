@@ -12,6 +12,7 @@ import aiohttp
 from kubernetes.aio import client
 
 from cijob import api
+from cijob.metrics import DISABLED, Metrics
 from cijob.ownership import is_controlled_by
 
 Manifest = Mapping[str, Any]
@@ -61,13 +62,17 @@ class Kube:
     """The API calls, each returning plain JSON data (no model objects on the hot path).
 
     `fence`, when given, is asked before every write: a replica that may have lost the
-    leader Lease sends nothing (see leader.py)."""
+    leader Lease sends nothing (see leader.py). Every request sent is counted in `metrics`."""
 
     def __init__(
-        self, api_client: client.ApiClient, fence: Callable[[], bool] | None = None
+        self,
+        api_client: client.ApiClient,
+        fence: Callable[[], bool] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = api_client
         self.fence = fence
+        self.metrics = metrics or DISABLED
 
     async def _request(
         self, method: str, path: str, body: Any = None, content_type: str = JSON
@@ -89,9 +94,12 @@ class Kube:
             response = await self.client.call_api(
                 method, url, headers, body, _preload_content=False
             )
-            return response.status, await response.read()  # type: ignore[no-untyped-call]
+            data = await response.read()  # type: ignore[no-untyped-call]
         except (TimeoutError, aiohttp.ClientError) as exc:
+            self.metrics.api_request(method, path, 0)
             raise KubeError(f"{method} {path}", 0, f"no answer: {exc!r}") from None
+        self.metrics.api_request(method, path, response.status)
+        return response.status, data
 
     async def create_pod(self, namespace: str, pod: Manifest) -> tuple[bool, dict[str, Any] | None]:
         """(True, the pod) when created; (False, the pod holding the name) on a conflict,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,11 +25,14 @@ from cijob.kube import Kube, KubeError, NameTaken, NotLeader
 from cijob.lifecycle import status as st
 from cijob.lifecycle.limits import within_limits
 from cijob.lifecycle.observe import Observation, done, observe_pod, parse_time, started, stopping
+from cijob.lifecycle.queueing import HELD_REASON, Jobs, Line, held_message
 from cijob.lifecycle.refusals import classify
 from cijob.lifecycle.retry import should_retry
+from cijob.metrics import DISABLED, Metrics
 from cijob.ownership import describe, held_by_a_cijob, is_controlled_by
 from cijob.render import names
 from cijob.render.pod import get_pod, images_of
+from cijob.source.secret import check_source_secret
 from cijob.timers import Backoff, Timers
 from cijob.workqueue import WorkQueue
 
@@ -62,10 +66,16 @@ class Reconciler:
     cache: Cache = field(default_factory=Cache)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff[Key] = field(default_factory=Backoff)
+    metrics: Metrics = DISABLED
     timers: Timers[Key] = field(init=False)
+    line: Line = field(init=False)
 
     def __post_init__(self) -> None:
         self.timers = Timers(self.queue.add)
+        self.line = Line(self.config.maxRunningJobsPerNamespace)
+        if self.metrics.enabled:
+            self.queue.on_taken = self.metrics.queued
+            self.metrics.watch(lambda: self.queue.depth, lambda: len(self.line.held))
 
     # -- what the watches show -------------------------------------------------------------
 
@@ -88,6 +98,7 @@ class Reconciler:
     def _drop(self, key: Key) -> None:
         self.timers.cancel(key)
         self.backoff.forget(key)
+        self._free_slot(key)
 
     # -- the workers -----------------------------------------------------------------------
 
@@ -106,11 +117,13 @@ class Reconciler:
             await self._process(key)
 
     async def _process(self, key: Key) -> None:
+        began, failed = time.perf_counter(), False
         try:
             await self.reconcile(key)
         except NotLeader:
             log.info("not reconciling CiJob %s/%s: this replica no longer leads", *key)
         except Exception as exc:
+            failed = True
             delay = self.backoff.when(key)
             log.warning(
                 "reconciling CiJob %s/%s failed, again in %.1f s: %s",
@@ -122,6 +135,7 @@ class Reconciler:
             self.timers.schedule(key, delay)
         finally:
             self.queue.done(key)
+            self.metrics.reconciled(time.perf_counter() - began, failed)
 
     async def _resync_forever(self) -> None:
         while True:
@@ -161,6 +175,7 @@ class Reconciler:
             # ttlSecondsAfterFinished can still need the job, and only for its timer.
             self.timers.cancel(key)
             self.backoff.forget(key)
+            self._free_slot(key)
             await self._expire(key, body, status, _now())
             if key not in self.timers:
                 self.cache.forget(key, body)
@@ -190,6 +205,8 @@ class Reconciler:
                 await self._stop(job, pod, record.get("reason") or "Retrying", "retried")
                 self.timers.schedule(key, STOP_RECHECK_SECONDS)
                 return
+            if attempt == 0 and await self._held(key, body, status):
+                return
             await self._start(key, body, job, status, attempt + 1, now)
             return
         obs = (
@@ -199,7 +216,7 @@ class Reconciler:
         )
         if pod is not None:
             timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
-            obs = within_limits(pod, obs, timeout, self.config.pendingTimeoutSeconds, now)
+            obs = within_limits(pod, obs, timeout, self.config.pendingTimeoutSeconds, now, status)
         if not obs.terminal:
             await self._write(body, status, st.from_observation(status, obs, job.generation, now))
             if obs.recheck_after is not None:
@@ -284,6 +301,7 @@ class Reconciler:
             self.queue.add(key)
             return
         try:
+            await check_source_secret(self.kube, job)
             pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
             created, pod = await self.kube.create_pod(
                 job.namespace, get_pod(job, attempt, self.config, pull_secret)
@@ -310,6 +328,8 @@ class Reconciler:
             await self._name_taken(key, body, job, status, "Pod", pod, attempts)
             return
         self.backoff.forget(key)
+        if created:
+            self.metrics.pod_created(body, attempt, now)
         self.cache.pods[(job.namespace, name)] = pod
         self.cache.deleted_pods.pop((job.namespace, name), None)
         new = st.build(
@@ -323,6 +343,28 @@ class Reconciler:
             images=[{"container": c, "image": i} for c, i in images_of(job, self.config)],
         )
         await self._write(body, status, new, events)
+
+    async def _held(self, key: Key, body: Body, status: Mapping[str, Any]) -> bool:
+        """maxRunningJobsPerNamespace: whether the job must wait for a slot (it then says so,
+        in one write); a job that may start takes its slot here."""
+        limit = self.line.limit
+        if limit is None or self.line.admit(key, self._jobs_of(key[0])):
+            return False
+        message = held_message(key[0], limit)
+        await self._set(body, status, "Pending", HELD_REASON, message, waiting=True)
+        return True
+
+    def _free_slot(self, key: Key) -> None:
+        """The job ended or went: wake the held jobs of its namespace that may start now."""
+        if self.line.limit is None:
+            return
+        self.line.release(key)
+        for waiting in self.line.next_up(key[0], self._jobs_of(key[0])):
+            self.queue.add(waiting, urgent=True)
+
+    def _jobs_of(self, namespace: str) -> Jobs:
+        jobs = self.cache.jobs.items()
+        return {k: (b, self.cache.status(b)) for k, b in jobs if k[0] == namespace}
 
     async def _name_taken(
         self,
@@ -421,6 +463,7 @@ class Reconciler:
         meta = body["metadata"]
         await self.kube.patch_status(meta["namespace"], meta["name"], meta.get("uid", ""), new)
         self.cache.wrote(meta.get("uid", ""), new)
+        self.metrics.status_written(body, old, new, _now())
         for event in events:
             self.events(body, *event)
         if st.is_terminal(new) and new.get("reason") not in (None, "Canceled"):

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from testground import images, plans, podstatus
+from testground import clonesim, images, plans, podstatus
 from testground import reasons as r
 from testground.kubeapi import MERGE_PATCH, Api, ApiError, Endpoint, load_endpoint
 from testground.plans import Behaviour, Plans
@@ -530,6 +530,8 @@ class KubeSim:
                 return  # an unscheduled pod is deleted at once by the apiserver
             if not node and not fits(spec, self.node_labels):
                 return  # meant for another node: a scheduler would not put it here
+            if not node and spec.get("schedulingGates"):
+                return  # a scheduler binds no gated pod; removing the gates brings it back
             # Not ours to run; but nothing else would ever finish deleting a pod on this node
             # (another session's, or one left behind by a stopped simulator).
             foreign = self.namespaces is not None and key[0] not in self.namespaces
@@ -801,6 +803,15 @@ class KubeSim:
         if stuck is not None:
             await self._stuck(run, b, *stuck, started)
             return
+        if b.clone_error is not None and clonesim.has_clone(spec):
+            # restartPolicy Never: a failed init container fails the pod; nothing after it starts
+            self._start_all(run, started, until=clonesim.CLONE)
+            run.states[clonesim.CLONE] = podstatus.terminated(
+                1, started, podstatus.now(), message=b.clone_error
+            )
+            run.sandbox = False
+            await self._write(run)
+            return
         if b.failure == plans.NO_SHELL:
             self._start_all(run, started, until=None)
             finished = podstatus.now()
@@ -857,7 +868,8 @@ class KubeSim:
             if c["name"] == until:
                 return
             if init and not podstatus.is_sidecar(c):
-                run.states[c["name"]] = podstatus.terminated(0, at, at)
+                done = clonesim.message(c, run.behaviour)
+                run.states[c["name"]] = podstatus.terminated(0, at, at, message=done)
             else:
                 run.states[c["name"]] = podstatus.running(at)
 

@@ -11,6 +11,8 @@ from cijob.lifecycle.observe import Observation
 Status = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 WAITING = "Waiting"
+# The PodScheduled reason the API server gives a pod created with scheduling gates.
+GATED_REASON = "SchedulingGated"
 # Fields of the status that change only when the job really moved on; the condition's
 # lastTransitionTime follows them, so it is not compared on its own.
 _COMPARED = (
@@ -22,6 +24,7 @@ _COMPARED = (
     "attempt",
     "podName",
     "images",
+    "commit",
     "attempts",
     "attemptStartTime",
     "completionTime",
@@ -70,6 +73,7 @@ def build(
     attempt_start_time: str | None = None,
     waiting: bool = False,
     log_tail: str | None = None,
+    commit: str | None = None,
 ) -> Status:
     """A whole new status; `None` values are written as null so merge patches clear them.
 
@@ -85,6 +89,7 @@ def build(
         "attempt": attempt if attempt is not None else old.get("attempt"),
         "podName": pod_name if pod_name is not None else old.get("podName"),
         "images": images if images is not None else old.get("images"),
+        "commit": commit or old.get("commit"),
         "startTime": old.get("startTime") or start_time or timestamp(now),
         "completionTime": completion_time
         if completion_time or phase not in TERMINAL
@@ -93,6 +98,7 @@ def build(
         "attemptStartTime": attempt_start_time,
         "observedGeneration": generation,
     }
+    status["shortCommit"] = status["commit"][:8] if status["commit"] else None
     if phase not in TERMINAL:
         status["completionTime"] = None
     condition = _condition(phase, reason, message, generation, now)
@@ -110,7 +116,10 @@ def build(
             "lastTransitionTime": timestamp(now),
             "observedGeneration": generation,
         }
-        if waiting_since(old) is not None:
+        # Held by a gate (a queue's admission) and waiting for a node are two waits, each
+        # timed from its own start (docs/lifecycle.md, Queueing).
+        same_wait = (old.get("reason") == GATED_REASON) == (reason == GATED_REASON)
+        if waiting_since(old) is not None and same_wait:
             wait["lastTransitionTime"] = _waiting(old)["lastTransitionTime"]
         status["conditions"].append(wait)
     return status
@@ -146,8 +155,12 @@ def from_observation(
         completion_time=obs.completion_time,
         attempt_start_time=obs.start_time,
         log_tail=obs.log_tail,
-        # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
-        waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
+        commit=obs.commit,
+        # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate), and
+        # until it starts once it waited: the condition's time is its pending clock
+        waiting=phase == "Pending"
+        and obs.start_time is None
+        and (obs.reason is not None or waiting_since(old) is not None),
     )
 
 
