@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cijob.api.spec import ServiceSpec
+from cijob.archive.settings import LogArchive
 from cijob.durations import parse_duration
 
 CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
@@ -84,6 +85,11 @@ class OperatorConfig(BaseModel):
         ge=1,
         le=512,
         description="Jobs reconciled at once; the API client keeps twice as many connections.",
+    )
+    logArchive: LogArchive | None = Field(
+        default=None,
+        description="Where each ended attempt's container logs are kept (docs/logs.md); "
+        "none when unset.",
     )
 
 

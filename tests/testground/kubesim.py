@@ -22,6 +22,7 @@ import aiohttp
 from testground import images, plans, podstatus
 from testground import reasons as r
 from testground.kubeapi import MERGE_PATCH, Api, ApiError, Endpoint, load_endpoint
+from testground.kubelogs import LogServer
 from testground.plans import Behaviour, Plans
 from testground.podstatus import State
 
@@ -184,6 +185,7 @@ class KubeSim:
             "cijob.dev/simulated-node": "true",
         }
         self.api: Api
+        self.logs = LogServer(self._container_log)
 
     # --- the API tests use (any thread) --------------------------------------------------------
 
@@ -316,6 +318,7 @@ class KubeSim:
         self.api = api
         tasks: list[asyncio.Task[None]] = []
         try:
+            await self.logs.start()
             await self._register_node()
             tasks.append(asyncio.create_task(self._heartbeat()))
             tasks += [asyncio.create_task(self._watch(s)) for s in self.selectors]
@@ -328,6 +331,7 @@ class KubeSim:
                     run.task.cancel()
             pending = [t for t in [*tasks, *(x.task for x in self._runs.values() if x.task)] if t]
             await asyncio.gather(*pending, return_exceptions=True)
+            await self.logs.stop()
             await api.close()
 
     def _error(self, what: str) -> None:
@@ -369,7 +373,7 @@ class KubeSim:
                 {"type": "InternalIP", "address": HOST_IP},
                 {"type": "Hostname", "address": self.node_name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.logs.port or 10250}},
             "nodeInfo": {
                 "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, self.node_name).hex,
                 "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, self.node_name)),
@@ -565,6 +569,24 @@ class KubeSim:
                 run.wake.set()
             else:
                 run.task = asyncio.create_task(self._guard(run, self._finish_deletion))
+
+    def _container_log(self, namespace: str, pod: str, container: str) -> tuple[int, bytes]:
+        """What the kubelet's containerLogs answers: the container's output (the plan's
+        `log` for the build, one line of its own for the others), or why there is none."""
+        uid = self._by_name.get((namespace, pod))
+        run = self._runs.get(uid) if uid else None
+        if run is None:
+            return 404, f'pod "{pod}" not found on this node'.encode()
+        names = [c["name"] for c, _ in run.containers()]
+        if container not in names:
+            return 400, f'container "{container}" is not valid for pod "{pod}"'.encode()
+        state = run.states.get(container)
+        if not run.terminal and (state is None or not state.created):
+            return 400, f'container "{container}" in pod "{pod}" is waiting to start'.encode()
+        main = run.spec["containers"][0]["name"]
+        if container == main and run.behaviour.log is not None:
+            return 200, run.behaviour.log.encode()
+        return 200, f"kubesim: {container} of {namespace}/{pod} ran (simulated)\n".encode()
 
     def _forget(self, run: _Run) -> None:
         self._note_gone(run)

@@ -38,6 +38,7 @@ class Behaviour:
     sidecar_exit_code: int = 0  # services usually exit 0 on SIGTERM
     sigterm_exit_code: int = 143  # the build container's code when the pod is deleted
     command: str | None = None  # what NO_SHELL reports missing; default: command[0], else sh
+    log: str | None = None  # the build container's log (kubectl logs); default: one line
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:

@@ -23,6 +23,7 @@ _COMPARED = (
     "podName",
     "images",
     "attempts",
+    "logs",
     "attemptStartTime",
     "completionTime",
     "observedGeneration",
