@@ -88,7 +88,7 @@ def cijob(kubeconfig: Path, *args: str, env: dict[str, str] | None = None) -> An
         del full[k]
     return subprocess.run(
         [sys.executable, "-m", "cijob.cli", *args],
-        capture_output=True, text=True, timeout=120, env={**full, **(env or {})},
+        capture_output=True, text=True, timeout=300, env={**full, **(env or {})},
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
 

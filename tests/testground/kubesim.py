@@ -80,6 +80,11 @@ class PodRecord:
         return self.ended is None
 
 
+def _created(run: _Run, container: str) -> bool:
+    state = run.states.get(container)
+    return state is not None and state.created
+
+
 def _controller_uid(meta: Mapping[str, Any]) -> str | None:
     for ref in meta.get("ownerReferences") or []:
         if ref.get("controller"):
@@ -111,6 +116,9 @@ class _Run:
     gone: bool = False  # the deletion was finished
     terminal: bool = False
     task: asyncio.Task[None] | None = None
+    # Kept of a finished pod for its log: the containers that ran, and the build's name.
+    ran: tuple[str, ...] = ()
+    main: str = ""
 
     @property
     def spec(self) -> Json:
@@ -577,13 +585,15 @@ class KubeSim:
         run = self._runs.get(uid) if uid else None
         if run is None:
             return 404, f'pod "{pod}" not found on this node'.encode()
-        names = [c["name"] for c, _ in run.containers()]
-        if container not in names:
+        if run.terminal and run.main:
+            names, main, ran = list(run.ran), run.main, container in run.ran
+        else:
+            names = [c["name"] for c, _ in run.containers()]
+            main, ran = run.spec["containers"][0]["name"], _created(run, container)
+        if container not in names and not (run.terminal and run.main):
             return 400, f'container "{container}" is not valid for pod "{pod}"'.encode()
-        state = run.states.get(container)
-        if not run.terminal and (state is None or not state.created):
+        if not ran and not (run.terminal and not run.main):
             return 400, f'container "{container}" in pod "{pod}" is waiting to start'.encode()
-        main = run.spec["containers"][0]["name"]
         if container == main and run.behaviour.log is not None:
             return 200, run.behaviour.log.encode()
         return 200, f"kubesim: {container} of {namespace}/{pod} ran (simulated)\n".encode()
@@ -717,6 +727,8 @@ class KubeSim:
         run.last_status = status
         if status["phase"] in TERMINAL:
             # Keep little of a finished pod: a benchmark leaves thousands of them behind.
+            run.ran = tuple(c["name"] for c, _ in run.containers() if _created(run, c["name"]))
+            run.main = run.spec["containers"][0]["name"]
             run.terminal, run.last_status, run.states = True, None, {}
             run.pod = {"metadata": run.pod["metadata"], "spec": {"nodeName": self.node_name}}
         with self._changed:
