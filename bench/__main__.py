@@ -62,19 +62,32 @@ def cijob_watches(api: Api, ns: str, pods: load.Times, jobs: load.Times) -> list
     ]
 
 
-def start_operator(kubeconfig: str, ns: str, work: Path) -> Operator:
-    return Operator(kubeconfig, [ns], work / ns, log_level="warning").start()
+def start_operator(
+    kubeconfig: str, ns: str, work: Path, settings: dict[str, Any] | None = None
+) -> Operator:
+    return Operator(kubeconfig, [ns], work / ns, settings, log_level="warning").start()
 
 
-async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, Any]:
-    """N CiJobs created as fast as a client can: until every pod exists, every job Succeeded."""
-    ns = await namespace(api, "bench-cijob")
-    op = start_operator(kubeconfig, ns, work)
+def archived(job: dict[str, Any]) -> bool:
+    return (job.get("status") or {}).get("logs") is not None
+
+
+async def run_cijobs(
+    api: Api, kubeconfig: str, n: int, work: Path, archive: bool = False
+) -> dict[str, Any]:
+    """N CiJobs created as fast as a client can: until every pod exists, every job Succeeded
+    (with `archive`, the operator keeps a log archive in a directory, and until every job's
+    logs are recorded too)."""
+    ns = await namespace(api, "bench-cijob" + ("-archive" if archive else ""))
+    settings = {"logArchive": {"url": f"file://{work / ns / 'logs'}"}} if archive else None
+    op = start_operator(kubeconfig, ns, work, settings)
     try:
         before_cpu = probes.proc_stats(op.proc.pid).cpu_seconds  # type: ignore[union-attr]
         before = await probes.requests(api)
-        pods, jobs = load.Times(), load.Times()
+        pods, jobs, logs = load.Times(), load.Times(), load.Times()
         watches = cijob_watches(api, ns, pods, jobs)
+        if archive:
+            watches.append(load.watch(api, load.CIJOBS.format(ns=ns), logs, load.name_of, archived))
 
         async def body() -> tuple[float, float, float]:
             t0 = time.monotonic()
@@ -83,6 +96,8 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
             )
             t_pods = await load.until(pods, n, "seen", 600)
             t_done = await load.until(jobs, n, "done", 600)
+            if archive:
+                t_done = max(t_done, await load.until(logs, n, "done", 600))
             return t0, t_pods, t_done
 
         t0, t_pods, t_done = await load.with_watches(watches, body())
@@ -93,6 +108,7 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
             "ns": ns,
             "pods_s": t_pods - t0,
             "done_s": t_done - t0,
+            "succeeded_s": (max(jobs.done.values()) if jobs.done else t_done) - t0,
             "delta": delta,
             "cpu_per_job": (stats.cpu_seconds - before_cpu) / n,
             "peak_rss_mb": stats.peak_rss_mb,
@@ -289,6 +305,29 @@ async def guarded(body: Awaitable[T], sim: KubeSim) -> T:
     return task.result()
 
 
+def archive_rows(arch: dict[str, Any], op: dict[str, Any], n: int) -> None:
+    """The log archive's cost, beside the run without it (docs/logs.md)."""
+    delta: probes.Requests = arch["delta"]
+    row(
+        f"CiJobs, log archive on: all {n} archived s",
+        f"{arch['done_s']:.2f}",
+        f"= {n / arch['done_s']:.0f} jobs/s; all Succeeded {arch['succeeded_s']:.2f} s "
+        f"(archive off: {op['done_s']:.2f} s)",
+    )
+    writes = attribution.writes(delta.operator)
+    reads = attribution.reads(delta.operator)
+    row(
+        "API writes / reads per job (operator, archive on)",
+        f"{attribution.per_job(writes, n):.2f} / {attribution.per_job(reads, n):.2f}",
+        fmt_counts(reads, n),
+    )
+    row(
+        "operator CPU per job ms (archive on)",
+        f"{arch['cpu_per_job'] * 1000:.2f}",
+        f"archive off {op['cpu_per_job'] * 1000:.2f}",
+    )
+
+
 def fmt_counts(delta: Counter[probes.Key], n: int) -> str:
     parts = [f"{verb} {res} {v / n:.2f}" for (verb, res), v in sorted(delta.items())]
     return "; ".join(parts)
@@ -328,6 +367,10 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
         idle = await idle_cpu(*SERVER)
         say(f"throughput: {n} CiJobs through the operator")
         op = await guarded(with_cpu(run_cijobs(api, kubeconfig, n, work), n, idle, *SERVER), sim)
+        say(f"throughput: {n} CiJobs through the operator with its log archive on (a directory)")
+        arch = await guarded(
+            with_cpu(run_cijobs(api, kubeconfig, n, work, archive=True), n, idle, *SERVER), sim
+        )
         say(
             f"throughput: {n} batch/v1 Jobs, Job controller at its default client limits "
             "(20 QPS, burst 30)"
@@ -355,6 +398,7 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
             f"{op['done_s']:.2f}",
             f"= {n / op['done_s']:.0f} jobs/s",
         )
+        archive_rows(arch, op, n)
         for label, jc in (("default limits", jc_default), ("operator's limits", jc_same)):
             row(f"Job controller ({label}): all pods exist s", f"{jc['pods_s']:.2f}")
             row(
