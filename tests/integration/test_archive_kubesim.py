@@ -25,7 +25,8 @@ from testground.kubesim import KubeSim
 from testground.plans import Behaviour
 from testground.waits import wait_for
 
-pytestmark = pytest.mark.cluster
+# CLI runs (a Python start each) are slow on a loaded 2-core machine: room beyond the default.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 SPEC: dict[str, Any] = {
     "image": "alpine:3.20",
