@@ -104,21 +104,33 @@ async def cpu_per_scrape(op: Operator) -> float:
     return max(busy, 0.0) / TIMED_SCRAPES
 
 
+def archived(job: dict[str, Any]) -> bool:
+    return (job.get("status") or {}).get("logs") is not None
+
+
 async def run_cijobs(
-    api: Api, kubeconfig: str, n: int, work: Path, metrics: bool = True
+    api: Api, kubeconfig: str, n: int, work: Path, metrics: bool = True, archive: bool = False
 ) -> dict[str, Any]:
     """N CiJobs created as fast as a client can: until every pod exists, every job Succeeded.
     With `metrics`, the operator counts them and its /metrics is scraped all along; without,
-    it counts nothing (`metrics.enabled: false`)."""
-    ns = await namespace(api, "bench-cijob" if metrics else "bench-nometrics")
-    op = start_operator(kubeconfig, ns, work, {"metrics": {"enabled": metrics}})
+    it counts nothing (`metrics.enabled: false`). With `archive`, the operator keeps a log
+    archive in a directory, and the run lasts until every job's logs are recorded too."""
+    ns = await namespace(
+        api, "bench-cijob" + ("-archive" if archive else "") if metrics else "bench-nometrics"
+    )
+    settings: dict[str, Any] = {"metrics": {"enabled": metrics}}
+    if archive:
+        settings["logArchive"] = {"url": f"file://{work / ns / 'logs'}"}
+    op = start_operator(kubeconfig, ns, work, settings)
     sizes: list[int] = []
     scraper = asyncio.create_task(scrape_forever(op.port, sizes)) if metrics else None
     try:
         before_cpu = probes.proc_stats(op.proc.pid).cpu_seconds  # type: ignore[union-attr]
         before = await probes.requests(api)
-        pods, jobs = load.Times(), load.Times()
+        pods, jobs, logs = load.Times(), load.Times(), load.Times()
         watches = cijob_watches(api, ns, pods, jobs)
+        if archive:
+            watches.append(load.watch(api, load.CIJOBS.format(ns=ns), logs, load.name_of, archived))
 
         async def body() -> tuple[float, float, float]:
             t0 = time.monotonic()
@@ -127,6 +139,8 @@ async def run_cijobs(
             )
             t_pods = await load.until(pods, n, "seen", 600)
             t_done = await load.until(jobs, n, "done", 600)
+            if archive:
+                t_done = max(t_done, await load.until(logs, n, "done", 600))
             return t0, t_pods, t_done
 
         t0, t_pods, t_done = await load.with_watches(watches, body())
@@ -142,6 +156,7 @@ async def run_cijobs(
             "ns": ns,
             "pods_s": t_pods - t0,
             "done_s": t_done - t0,
+            "succeeded_s": (max(jobs.done.values()) if jobs.done else t_done) - t0,
             "delta": delta,
             "cpu_per_job": (stats.cpu_seconds - before_cpu) / n,
             "peak_rss_mb": stats.peak_rss_mb,
@@ -341,6 +356,29 @@ async def guarded(body: Awaitable[T], sim: KubeSim) -> T:
     return task.result()
 
 
+def archive_rows(arch: dict[str, Any], op: dict[str, Any], n: int) -> None:
+    """The log archive's cost, beside the run without it (docs/logs.md)."""
+    delta: probes.Requests = arch["delta"]
+    row(
+        f"CiJobs, log archive on: all {n} archived s",
+        f"{arch['done_s']:.2f}",
+        f"= {n / arch['done_s']:.0f} jobs/s; all Succeeded {arch['succeeded_s']:.2f} s "
+        f"(archive off: {op['done_s']:.2f} s)",
+    )
+    writes = attribution.writes(delta.operator)
+    reads = attribution.reads(delta.operator)
+    row(
+        "API writes / reads per job (operator, archive on)",
+        f"{attribution.per_job(writes, n):.2f} / {attribution.per_job(reads, n):.2f}",
+        fmt_counts(reads, n),
+    )
+    row(
+        "operator CPU per job ms (archive on)",
+        f"{arch['cpu_per_job'] * 1000:.2f}",
+        f"archive off {op['cpu_per_job'] * 1000:.2f}",
+    )
+
+
 def fmt_counts(delta: Counter[probes.Key], n: int) -> str:
     parts = [f"{verb} {res} {v / n:.2f}" for (verb, res), v in sorted(delta.items())]
     return "; ".join(parts)
@@ -382,6 +420,10 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
         op = await guarded(with_cpu(run_cijobs(api, kubeconfig, n, work), n, idle, *SERVER), sim)
         say(f"throughput: the same {n} CiJobs, the operator's metrics off")
         no_metrics = await guarded(run_cijobs(api, kubeconfig, n, work, metrics=False), sim)
+        say(f"throughput: {n} CiJobs through the operator with its log archive on (a directory)")
+        arch = await guarded(
+            with_cpu(run_cijobs(api, kubeconfig, n, work, archive=True), n, idle, *SERVER), sim
+        )
         say(
             f"throughput: {n} batch/v1 Jobs, Job controller at its default client limits "
             "(20 QPS, burst 30)"
@@ -409,6 +451,7 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
             f"{op['done_s']:.2f}",
             f"= {n / op['done_s']:.0f} jobs/s",
         )
+        archive_rows(arch, op, n)
         for label, jc in (("default limits", jc_default), ("operator's limits", jc_same)):
             row(f"Job controller ({label}): all pods exist s", f"{jc['pods_s']:.2f}")
             row(

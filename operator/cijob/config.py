@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cijob.api.spec import ServiceSpec
+from cijob.archive.settings import LogArchive
 from cijob.durations import parse_duration
 
 CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
@@ -112,6 +113,11 @@ class OperatorConfig(BaseModel):
         ge=1,
         description="Jobs of one namespace that may have an attempt at once; further ones stay "
         "Pending, first come first served (docs/lifecycle.md). None: no limit.",
+    )
+    logArchive: LogArchive | None = Field(
+        default=None,
+        description="Where each ended attempt's container logs are kept (docs/logs.md); "
+        "none when unset.",
     )
 
 

@@ -124,6 +124,19 @@ class Kube:
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._read(f"pod {name}", f"{_pods(namespace)}/{name}")
 
+    async def pod_log(
+        self, namespace: str, name: str, container: str, limit_bytes: int
+    ) -> bytes | None:
+        """A container's whole log, at most `limit_bytes` of it (the kubelet stops there);
+        None when the pod is gone."""
+        query = f"container={container}&limitBytes={limit_bytes}"
+        status, body = await self._request("GET", f"{_pods(namespace)}/{name}/log?{query}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise KubeError(f"read the log of {name}/{container}", status, body)
+        return body
+
     async def stop_pod(
         self, namespace: str, name: str, uid: str, annotations: Mapping[str, str]
     ) -> None:

@@ -116,6 +116,10 @@ class Metrics:
         if enabled:
             ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, fds
 
+    def archive_given_up(self, containers: int) -> None:
+        if self.enabled:
+            self.archive_failures.inc(containers)
+
     def expose(self) -> bytes:
         """The text exposition format, for GET /metrics."""
         return generate_latest(self.registry)

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cijob import api
+from cijob.archive.archiver import Archiver
+from cijob.archive.offers import archiver, offer_ended
 from cijob.cache import GONE, Cache, Key
 from cijob.config import OperatorConfig
 from cijob.credentials.pull import ensure_pull_secret
@@ -71,10 +73,14 @@ class Reconciler:
     tracking: Tracking = field(default_factory=Tracking)
     timers: Timers[Key] = field(init=False)
     line: Line = field(init=False)
+    archive: Archiver | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.timers = Timers(self.queue.add)
         self.line = Line(self.config.maxRunningJobsPerNamespace)
+        self.archive = archiver(
+            self.config, self.kube, self.events, self.queue.add, self.metrics.archive_given_up
+        )
         if self.metrics.enabled:
             self.queue.on_taken = self.metrics.queued
             self.metrics.watch(lambda: self.queue.depth, lambda: len(self.line.held))
@@ -87,6 +93,8 @@ class Reconciler:
             meta = body["metadata"]
             if (meta["namespace"], meta["name"]) not in self.cache.jobs:
                 self._drop((meta["namespace"], meta["name"]))
+            if self.archive is not None:
+                self.archive.forget(meta.get("uid", ""))
             return
         if key is not None:
             # A job without a pod yet goes first: starting work is what a user waits on most.
@@ -110,7 +118,8 @@ class Reconciler:
     async def work(self) -> None:
         """Reconciles queued jobs until cancelled, and resyncs the cache now and then."""
         workers = [self._worker() for _ in range(self.config.workers)]
-        await asyncio.gather(self._resync_forever(), *workers)
+        archive = [self.archive.run()] if self.archive is not None else []
+        await asyncio.gather(self._resync_forever(), *workers, *archive)
 
     async def _worker(self) -> None:
         while True:
@@ -175,6 +184,7 @@ class Reconciler:
         except JobError as exc:
             status = self.cache.status(body)
             await self._set(body, status, "Failed", exc.reason, exc.message)
+        archiving = self.archive is not None and await self._archive(key, body)
         status = self.cache.status(body)
         if st.is_terminal(status):
             # A deadline or image-pull recheck of the running job is moot now; only
@@ -182,6 +192,8 @@ class Reconciler:
             self.timers.cancel(key)
             self.backoff.forget(key)
             self._free_slot(key)
+            if archiving:
+                return  # the archive wakes the job when it is done; the ttl waits for it
             await self._expire(key, body, status, _now())
             if key not in self.timers:
                 self.cache.forget(key, body)
@@ -201,6 +213,15 @@ class Reconciler:
             return None
 
         await self.tracking.release(self.kube, key, known)
+
+    async def _archive(self, key: Key, body: Body) -> bool:
+        """Hands the archive the job's ended pods, writes what it archived (docs/logs.md);
+        whether the job still waits on it."""
+        assert self.archive is not None
+        uid, status = body["metadata"].get("uid", ""), self.cache.status(body)
+        await offer_ended(self.archive, self.cache, self.kube, key, uid, status)
+        await self._write(body, status, dict(status))
+        return self.archive.pending(uid, self.cache.status(body))
 
     async def _reconcile(self, key: Key, body: Body) -> None:
         status = self.cache.status(body)
@@ -501,12 +522,16 @@ class Reconciler:
         events: Sequence[Event] = (),
     ) -> None:
         """One status write per real transition; its events only once it has landed."""
+        meta = body["metadata"]
+        if self.archive is not None:
+            new = self.archive.place(meta.get("uid", ""), old, new)
         if not st.changed(old, new):
             return
-        meta = body["metadata"]
         await self.kube.patch_status(meta["namespace"], meta["name"], meta.get("uid", ""), new)
         self.cache.wrote(meta.get("uid", ""), new)
         self.metrics.status_written(body, old, new, _now())
+        if self.archive is not None:
+            self.archive.landed(meta.get("uid", ""), new)
         for event in events:
             self.events(body, *event)
         if st.is_terminal(new) and new.get("reason") not in (None, "Canceled"):

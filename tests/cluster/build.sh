@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the test ground's binaries (Kubernetes, etcd, helm) from Go modules into a cache.
+# Builds the test ground's binaries (Kubernetes, etcd, helm, SeaweedFS) from Go modules into a
+# cache.
 #
 # Usage: tests/cluster/build.sh [DEST_BIN_DIR]
 #
@@ -20,6 +21,9 @@ export GOCACHE=${GOCACHE:-$HOME/.cache/go-build}
 K8S_VERSION=v1.34.4
 ETCD_VERSION=v3.6.4
 HELM_VERSION=v3.19.0
+# SeaweedFS's S3 gateway is the test ground's object store (the log archive's S3 tests); the
+# module proxy serves this pseudo-version of github.com/seaweedfs/seaweedfs (no tags there).
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
 command -v go >/dev/null || { echo "build.sh: no 'go' on PATH; install Go >= 1.24" >&2; exit 1; }
 mkdir -p "$dest" "$cache_root"
@@ -83,5 +87,7 @@ for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
 done
 build helm "$HELM_VERSION" "$here/helm" "$helm_ld" helm.sh/helm/v3/cmd/helm
+
+build seaweedfs "$SEAWEEDFS_VERSION" "$here/seaweedfs" "-s -w" github.com/seaweedfs/seaweedfs/weed
 
 echo "test ground binaries ready in $dest: $(ls "$dest" | tr '\n' ' ')"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from integration.support import CiJobs, Operator
+from testground import seaweedfs
 
 OperatorFactory = Callable[..., Operator]
 
@@ -16,6 +17,20 @@ OperatorFactory = Callable[..., Operator]
 @pytest.fixture
 def cijobs(kubeconfig: Path, crds: list[str]) -> CiJobs:
     return CiJobs(str(kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[seaweedfs.S3Server]:
+    """SeaweedFS's S3 gateway on loopback, with an identity and a bucket of its own (the log
+    archive's store); a server that cannot start fails the test."""
+    try:
+        server = seaweedfs.start(tmp_path_factory.mktemp("seaweedfs"))
+    except seaweedfs.S3Error as e:
+        pytest.fail(f"the S3 server did not start: {e}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -275,3 +275,84 @@ def test_operators_config_json_credentials_and_a_wrong_digest_is_refused(
     assert status["images"][0]["imageID"].endswith("@" + node.digest("wrapper"))
     status = finished(cijobs, namespace, "wrong")
     assert (status["phase"], status.get("reason")) == ("Failed", "ImagePullFailed"), status
+
+
+def test_timed_out_jobs_log_stays_readable_and_after_script_ran(
+    node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
+) -> None:
+    start_operator(env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()})
+    after = ['echo "after_script saw CI_JOB_STATUS=$CI_JOB_STATUS"']
+    cijobs.create(
+        namespace,
+        "slow",
+        spec(node.image("sh"), ["echo started", "sleep 600"], afterScript=after, timeout="5s"),
+    )
+    status = finished(cijobs, namespace, "slow")
+    assert (status["phase"], status.get("reason")) == ("Failed", "Timeout"), status
+    # Stopped, not deleted: the pod is kept, and so is its log.
+    cijobs.wait(
+        namespace,
+        "slow",
+        lambda _: (
+            ((cijobs.pod(namespace, "slow-1") or {}).get("status") or {}).get("phase") == "Failed"
+        ),
+        timeout=90,
+        what="the pod ended by the kubelet",
+    )
+    log = build_log(cijobs, namespace, "slow-1")
+    assert "started" in log
+    # docs/lifecycle.md: a timed-out job's after_script runs too (and sees `canceled`)
+    assert "after_script saw CI_JOB_STATUS=" in log, log
+
+
+def test_archived_log_of_each_container_equals_kubectl_logs_and_50_mib_is_capped(
+    node: realnode.NodeState,
+    start_operator: OperatorFactory,
+    cijobs: CiJobs,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "archive"
+    start_operator(
+        {"logArchive": {"url": f"file://{root}"}},
+        env={"DOCKER_AUTH_CONFIG": node.docker_auth_config()},
+    )
+    script = [
+        "for i in $(seq 50); do wget -qO- http://web:8080/ && break; sleep 0.2; done",
+        "echo done with the service",
+    ]
+    services = [{"name": node.image("http"), "alias": "web"}]
+    cijobs.create(namespace, "arch", spec(node.image("sh"), script, services=services))
+    # 50 MiB of output: 52428800 bytes of 1 KiB lines (1023 characters and a newline)
+    big = ["yes \"$(head -c 1023 /dev/zero | tr '\\0' x)\" | head -c 52428800"]
+    cijobs.create(namespace, "big", spec(node.image("sh"), big))
+    for name in ("arch", "big"):
+        cijobs.wait(
+            namespace,
+            name,
+            lambda j: (j.get("status") or {}).get("logs") is not None,
+            timeout=TIMEOUT * 2,
+            what="archived logs",
+        )
+    status = finished(cijobs, namespace, "arch")
+    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "arch")
+    assert [e["container"] for e in status["logs"]] == ["build", "web"]
+    for entry in status["logs"]:
+        stored = Path(entry["url"].removeprefix("file://")).read_text()
+        served: str = cijobs.core.read_namespaced_pod_log(
+            "arch-1", namespace, container=entry["container"]
+        )
+        assert stored == served and entry["bytes"] == len(stored.encode())
+        assert entry["truncated"] is False
+    assert "done with the service" in Path(status["logs"][0]["url"][7:]).read_text()
+    status = finished(cijobs, namespace, "big")
+    (build,) = status["logs"]
+    assert build["truncated"] is True and build["bytes"] <= 16 * 1024 * 1024
+    stored_bytes = Path(build["url"][7:]).read_bytes()
+    assert len(stored_bytes) == build["bytes"]
+    head, marker = stored_bytes.rsplit(b"\n[cijob: log truncated", 1)
+    assert set(head.split(b"\n")[-1]) == {ord("x")} and b"logArchive.maxBytes" in marker
+    served_head = cijobs.core.read_namespaced_pod_log(
+        "big-1", namespace, container="build", limit_bytes=len(head)
+    )
+    assert served_head.encode() == head

@@ -22,6 +22,7 @@ import aiohttp
 from testground import clonesim, images, plans, podstatus
 from testground import reasons as r
 from testground.kubeapi import MERGE_PATCH, Api, ApiError, Endpoint, load_endpoint
+from testground.kubelogs import LogServer
 from testground.plans import Behaviour, Plans
 from testground.podstatus import State
 
@@ -79,6 +80,11 @@ class PodRecord:
         return self.ended is None
 
 
+def _created(run: _Run, container: str) -> bool:
+    state = run.states.get(container)
+    return state is not None and state.created
+
+
 def _controller_uid(meta: Mapping[str, Any]) -> str | None:
     for ref in meta.get("ownerReferences") or []:
         if ref.get("controller"):
@@ -110,6 +116,9 @@ class _Run:
     gone: bool = False  # the deletion was finished
     terminal: bool = False
     task: asyncio.Task[None] | None = None
+    # Kept of a finished pod for its log: the containers that ran, and the build's name.
+    ran: tuple[str, ...] = ()
+    main: str = ""
 
     @property
     def spec(self) -> Json:
@@ -184,6 +193,7 @@ class KubeSim:
             "cijob.dev/simulated-node": "true",
         }
         self.api: Api
+        self.logs = LogServer(self._container_log)
 
     # --- the API tests use (any thread) --------------------------------------------------------
 
@@ -316,6 +326,7 @@ class KubeSim:
         self.api = api
         tasks: list[asyncio.Task[None]] = []
         try:
+            await self.logs.start()
             await self._register_node()
             tasks.append(asyncio.create_task(self._heartbeat()))
             tasks += [asyncio.create_task(self._watch(s)) for s in self.selectors]
@@ -328,6 +339,7 @@ class KubeSim:
                     run.task.cancel()
             pending = [t for t in [*tasks, *(x.task for x in self._runs.values() if x.task)] if t]
             await asyncio.gather(*pending, return_exceptions=True)
+            await self.logs.stop()
             await api.close()
 
     def _error(self, what: str) -> None:
@@ -369,7 +381,7 @@ class KubeSim:
                 {"type": "InternalIP", "address": HOST_IP},
                 {"type": "Hostname", "address": self.node_name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.logs.port or 10250}},
             "nodeInfo": {
                 "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, self.node_name).hex,
                 "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, self.node_name)),
@@ -568,6 +580,26 @@ class KubeSim:
             else:
                 run.task = asyncio.create_task(self._guard(run, self._finish_deletion))
 
+    def _container_log(self, namespace: str, pod: str, container: str) -> tuple[int, bytes]:
+        """What the kubelet's containerLogs answers: the container's output (the plan's
+        `log` for the build, one line of its own for the others), or why there is none."""
+        uid = self._by_name.get((namespace, pod))
+        run = self._runs.get(uid) if uid else None
+        if run is None:
+            return 404, f'pod "{pod}" not found on this node'.encode()
+        if run.terminal and run.main:
+            names, main, ran = list(run.ran), run.main, container in run.ran
+        else:
+            names = [c["name"] for c, _ in run.containers()]
+            main, ran = run.spec["containers"][0]["name"], _created(run, container)
+        if container not in names and not (run.terminal and run.main):
+            return 400, f'container "{container}" is not valid for pod "{pod}"'.encode()
+        if not ran and not (run.terminal and not run.main):
+            return 400, f'container "{container}" in pod "{pod}" is waiting to start'.encode()
+        if container == main and run.behaviour.log is not None:
+            return 200, run.behaviour.log.encode()
+        return 200, f"kubesim: {container} of {namespace}/{pod} ran (simulated)\n".encode()
+
     def _forget(self, run: _Run) -> None:
         self._note_gone(run)
         self._runs.pop(run.uid, None)
@@ -697,6 +729,8 @@ class KubeSim:
         run.last_status = status
         if status["phase"] in TERMINAL:
             # Keep little of a finished pod: a benchmark leaves thousands of them behind.
+            run.ran = tuple(c["name"] for c, _ in run.containers() if _created(run, c["name"]))
+            run.main = run.spec["containers"][0]["name"]
             run.terminal, run.last_status, run.states = True, None, {}
             run.pod = {"metadata": run.pod["metadata"], "spec": {"nodeName": self.node_name}}
         with self._changed:

@@ -42,6 +42,7 @@ class Behaviour:
     command: str | None = None  # what NO_SHELL reports missing; default: command[0], else sh
     clone_error: str | None = None  # the `clone` init container exits 1 with this message
     clone_commit: str | None = None  # the commit `clone` reports (default: the job's, or made up)
+    log: str | None = None  # the build container's log (kubectl logs); default: one line
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:

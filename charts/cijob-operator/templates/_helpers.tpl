@@ -83,6 +83,17 @@ in one namespace never share it. */}}
 {{- with .Values.allowedPullPolicies }}
 {{- $_ := set $config "allowedPullPolicies" . }}
 {{- end }}
+{{- with .Values.logArchive }}
+{{- if .url }}
+{{- $s3 := dict "pathStyle" .s3.pathStyle }}
+{{- range $k := list "endpoint" "region" "credentialsSecret" }}
+{{- with index $.Values.logArchive.s3 $k }}
+{{- $_ := set $s3 $k . }}
+{{- end }}
+{{- end }}
+{{- $_ := set $config "logArchive" (dict "url" .url "s3" $s3 "maxBytes" (int64 .maxBytes)) }}
+{{- end }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -105,6 +116,12 @@ in one namespace never share it. */}}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create, patch]
+{{- if .Values.logArchive.url }}
+# The log archive reads each ended attempt's container logs once (docs/logs.md).
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+{{- end }}
 # ConfigMaps named by a job's variablesFrom.
 - apiGroups: [""]
   resources: [configmaps]

@@ -32,6 +32,17 @@ class Condition(Model):
     )
 
 
+class ArchivedLog(Model):
+    """Where one container's log of one attempt was archived (docs/logs.md)."""
+
+    container: str = Field(description="Container name (`build` or a service's).")
+    url: str = Field(description="The object: `s3://bucket/key` or `file:///path`.")
+    bytes: int = Field(description="Size of the stored object.")
+    truncated: bool = Field(
+        description="The log was longer than logArchive.maxBytes and was cut, with a marker line."
+    )
+
+
 class AttemptStatus(Model):
     """The outcome of one attempt (one pod)."""
 
@@ -46,6 +57,11 @@ class AttemptStatus(Model):
     )
     startTime: str | None = Field(default=None, description="When the attempt's pod started.")
     completionTime: str | None = Field(default=None, description="When the attempt ended.")
+    logs: list[ArchivedLog] | None = Field(
+        default=None,
+        description="Where the attempt's container logs were archived; empty when nothing "
+        "could be kept (its pod never ran or was gone).",
+    )
 
 
 class CiJobStatus(Model):
@@ -91,6 +107,11 @@ class CiJobStatus(Model):
     )
     attempts: list[AttemptStatus] | None = Field(
         default=None, description="Earlier attempts, oldest first."
+    )
+    logs: list[ArchivedLog] | None = Field(
+        default=None,
+        description="Where the current attempt's container logs were archived, once it ended "
+        "(with logArchive configured); empty when nothing could be kept.",
     )
     conditions: list[Condition] | None = Field(default=None, description="Conditions.")
     observedGeneration: int | None = Field(

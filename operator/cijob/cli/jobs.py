@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config import ConfigException
 
 from cijob import api
-from cijob.cli import follow
+from cijob.cli import archived, follow
 from cijob.cli import status as st
 from cijob.cli.checkout import local_checkout
 from cijob.cli.convert import converted
@@ -157,10 +157,11 @@ def _logs(args: argparse.Namespace) -> int:
         raise Fail(f"CiJob {args.job} has no attempt {attempt} (latest {status.get('attempt')})")
     pod = names.pod_name(args.job, attempt)
     if follow.get_pod(kube, pod) is None:
-        raise Fail(
-            f"pod {pod} no longer exists, and this version keeps no log archive: the log of "
-            f"attempt {attempt} is gone"
-        )
+        # The pod went (ttl, eviction, a deleted node): the operator's archive, if it has one.
+        data = archived.read(archived.locate(status, attempt, args.container, pod))
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
     return 0 if stream_log(kube, pod, args.container, args.follow, out) else 1
 
 
@@ -212,7 +213,9 @@ def add(sub: Any) -> None:
             help="json: one object with the outcome on stdout",
         )
         add_flags(p)
-    logs = sub.add_parser("logs", help="print a CiJob's build log (live from its pod)")
+    logs = sub.add_parser(
+        "logs", help="print a CiJob's build log (live from its pod, else from the log archive)"
+    )
     logs.add_argument("job", help="the CiJob's name")
     logs.add_argument("-f", "--follow", action="store_true", help="stream while it runs")
     logs.add_argument("--attempt", type=int, help="attempt number (default: the latest)")

@@ -26,6 +26,7 @@ _COMPARED = (
     "images",
     "commit",
     "attempts",
+    "logs",
     "attemptStartTime",
     "completionTime",
     "observedGeneration",
