@@ -78,6 +78,22 @@ in one namespace never share it. */}}
 {{- with .Values.allowedPullPolicies }}
 {{- $_ := set $config "allowedPullPolicies" . }}
 {{- end }}
+{{- $podTemplate := dict "overwriteAllowed" .Values.podTemplate.overwriteAllowed }}
+{{- range $key, $value := .Values.podTemplate }}
+{{- if or $value (kindIs "bool" $value) }}
+{{- $_ := set $podTemplate $key $value }}
+{{- end }}
+{{- end }}
+{{- $_ := set $config "podTemplate" $podTemplate }}
+{{- $scope := dict }}
+{{- range $key, $selector := .Values.credentialScope }}
+{{- if or $selector.matchLabels $selector.matchExpressions }}
+{{- $_ := set $scope $key $selector }}
+{{- end }}
+{{- end }}
+{{- with $scope }}
+{{- $_ := set $config "credentialScope" . }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cijob.api import rules
+from cijob.api.podtemplate import PodTemplateFields
 
 PullPolicy = Literal["always", "if-not-present", "never", "Always", "IfNotPresent", "Never"]
 
@@ -236,6 +237,11 @@ class CiJobSpec(Model):
     tolerations: list[Toleration] | None = Field(default=None, description="Pod tolerations.")
     serviceAccountName: str | None = Field(
         default=None, description="Service account the pod runs as."
+    )
+    podTemplate: PodTemplateFields | None = Field(
+        default=None,
+        description="Pod labels, annotations, scheduling and security contexts, over the "
+        "platform's podTemplate; only the fields the platform's overwriteAllowed lists.",
     )
     cancel: bool | None = Field(
         default=None, description="Set to true to cancel a running job without deleting it."
