@@ -149,5 +149,5 @@ def test_template_is_typed() -> None:
         OperatorConfig.model_validate({"podTemplate": {"securityContext": {"runAsUser": "root"}}})
     with pytest.raises(ValidationError):
         OperatorConfig.model_validate({"podTemplate": {"overwriteAllowed": ["hostNetwork"]}})
-    with pytest.raises(InvalidSpec, match="spec.podTemplate.hostNetwork"):
+    with pytest.raises(InvalidSpec, match=r"spec\.podTemplate\.hostNetwork"):
         parse_spec(job(podTemplate={"hostNetwork": True}))
