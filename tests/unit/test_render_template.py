@@ -151,3 +151,26 @@ def test_template_is_typed() -> None:
         OperatorConfig.model_validate({"podTemplate": {"overwriteAllowed": ["hostNetwork"]}})
     with pytest.raises(InvalidSpec, match=r"spec\.podTemplate\.hostNetwork"):
         parse_spec(job(podTemplate={"hostNetwork": True}))
+
+
+@pytest.mark.parametrize(
+    ("template", "workdir"),
+    [
+        ({}, "/builds/team-a/j"),
+        ({"securityContext": {"runAsUser": 1000}}, "/builds"),
+        ({"securityContext": {"runAsNonRoot": True}}, "/builds"),
+        ({"buildContainerSecurityContext": {"runAsUser": 0}}, "/builds/team-a/j"),
+        (
+            {
+                "securityContext": {"runAsUser": 1000},
+                "buildContainerSecurityContext": {"runAsUser": 0},
+            },
+            "/builds/team-a/j",
+        ),
+    ],
+)
+def test_a_build_not_run_as_root_starts_in_builds(template: dict[str, Any], workdir: str) -> None:
+    # The launcher then makes the project directory as the build's user (real-node test).
+    build = pod_of(job(), podTemplate=template)["spec"]["containers"][0]
+    assert build["workingDir"] == workdir
+    assert {e["name"]: e["value"] for e in build["env"]}["CI_PROJECT_DIR"] == "/builds/team-a/j"

@@ -18,7 +18,13 @@ AFTER_SCRIPT_TIMEOUT_ENV = "CIJOB_AFTER_SCRIPT_TIMEOUT"
 # period) stops the script's processes, which share the launcher's process group, and still
 # runs after_script, as GitLab does since 17.0. CI_JOB_STATUS is success, failed or canceled
 # inside after_script, as GitLab sets it.
+#
+# A build that does not run as root starts in /builds and makes the project directory itself:
+# one the runtime made for `workingDir` would be root's (docs/pod-policy.md).
 LAUNCHER = f"""\
+if [ -n "${{CI_PROJECT_DIR:-}}" ] && [ "$PWD" != "$CI_PROJECT_DIR" ]; then
+  mkdir -p "$CI_PROJECT_DIR" && cd "$CI_PROJECT_DIR" || exit 1
+fi
 CIJOB_SHELL=sh
 for cijob_s in /usr/local/bin/bash /usr/bin/bash /bin/bash; do
   if [ -x "$cijob_s" ]; then CIJOB_SHELL=$cijob_s; break; fi

@@ -12,6 +12,7 @@ Manifest = dict[str, Any]
 
 CLONE_CONTAINER = "clone"
 TMP_VOLUME = "tmp"
+BUILDS_VOLUME = "builds"
 _POD_FIELDS = ("priorityClassName", "runtimeClassName", "affinity", "dnsConfig", "securityContext")
 
 
@@ -72,7 +73,18 @@ def apply_pod_template(
             c["securityContext"] = context
     if build and build.get("readOnlyRootFilesystem"):
         _writable_tmp(spec)
+    if _not_root(fields.get("securityContext") or {}, build or {}):
+        for c in spec["containers"]:
+            # The launcher makes the project directory as the build's own user.
+            builds = next(m for m in c["volumeMounts"] if m["name"] == BUILDS_VOLUME)
+            c["workingDir"] = builds["mountPath"]
     return out
+
+
+def _not_root(pod: Manifest, container: Manifest) -> bool:
+    user = container.get("runAsUser", pod.get("runAsUser"))
+    non_root = container.get("runAsNonRoot", pod.get("runAsNonRoot"))
+    return bool(non_root) or (user is not None and user != 0)
 
 
 def _writable_tmp(spec: Manifest) -> None:
