@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from cijob.api import policy
 from integration.conftest import OperatorFactory
 from integration.support import CiJobs
+from integration.test_credentials_e2e import pull_secret, registries
 from testground.kubesim import KubeSim
 from testground.waits import wait_for
 
@@ -155,15 +156,8 @@ def test_inline_docker_auth_config_is_refused_at_apply_unless_single_tenant(
 
 
 def _pull_secret(cijobs: CiJobs, namespace: str, job: str) -> dict[str, Any] | None:
-    try:
-        s = cijobs.core.read_namespaced_secret(f"{job}-registry-credentials", namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
-    data = json.loads(base64.b64decode(s.data[".dockerconfigjson"]))
-    result: dict[str, Any] = data["auths"]
-    return result
+    secret = pull_secret(cijobs, namespace, job)
+    return None if secret is None else registries(secret)
 
 
 def test_kubesim_operator_credentials_only_in_selected_namespaces_helpers_too(
