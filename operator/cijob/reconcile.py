@@ -29,6 +29,7 @@ from cijob.lifecycle.retry import should_retry
 from cijob.ownership import describe, held_by_a_cijob, is_controlled_by
 from cijob.render import names
 from cijob.render.pod import get_pod, images_of
+from cijob.source.secret import check_source_secret
 from cijob.timers import Backoff, Timers
 from cijob.workqueue import WorkQueue
 
@@ -284,6 +285,7 @@ class Reconciler:
             self.queue.add(key)
             return
         try:
+            await check_source_secret(self.kube, job)
             pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
             created, pod = await self.kube.create_pod(
                 job.namespace, get_pod(job, attempt, self.config, pull_secret)

@@ -38,6 +38,8 @@ class Behaviour:
     sidecar_exit_code: int = 0  # services usually exit 0 on SIGTERM
     sigterm_exit_code: int = 143  # the build container's code when the pod is deleted
     command: str | None = None  # what NO_SHELL reports missing; default: command[0], else sh
+    clone_error: str | None = None  # the `clone` init container exits 1 with this message
+    clone_commit: str | None = None  # the commit `clone` reports (default: the job's, or made up)
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
@@ -85,6 +87,11 @@ class Behaviour:
     @classmethod
     def no_shell(cls, command: str | None = None) -> Behaviour:
         return cls(failure=NO_SHELL, command=command)
+
+    @classmethod
+    def clone_fails(cls, message: str) -> Behaviour:
+        """The clone init container fails (an unknown ref, refused credentials, ...)."""
+        return cls(clone_error=message)
 
     def but(self, **changes: object) -> Behaviour:
         """A copy with some fields changed."""

@@ -174,3 +174,14 @@ def test_a_build_not_run_as_root_starts_in_builds(template: dict[str, Any], work
     build = pod_of(job(), podTemplate=template)["spec"]["containers"][0]
     assert build["workingDir"] == workdir
     assert {e["name"]: e["value"] for e in build["env"]}["CI_PROJECT_DIR"] == "/builds/team-a/j"
+
+
+def test_the_source_helpers_clone_container_gets_the_clone_context() -> None:
+    source = {"git": {"url": "https://git.example.com/group/project.git"}}
+    template = {
+        "cloneContainerSecurityContext": {"runAsUser": 1000},
+        "serviceContainerSecurityContext": {"runAsUser": 999},
+    }
+    pod = pod_of(job(source=source, services=["redis"]), podTemplate=template)
+    contexts = {c["name"]: c.get("securityContext") for c in pod["spec"]["initContainers"]}
+    assert contexts == {"clone": {"runAsUser": 1000}, "svc-0": {"runAsUser": 999}}

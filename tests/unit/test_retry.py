@@ -16,6 +16,7 @@ RETRYABLE_REASONS = [
     "PodEvicted",
     "PodDeleted",
     "OOMKilled",
+    "SourceFetchFailed",
 ]
 NOT_RETRYABLE = [
     "NoShell",

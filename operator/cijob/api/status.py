@@ -57,8 +57,8 @@ class CiJobStatus(Model):
     reason: str | None = Field(
         default=None,
         description="Machine-readable reason: ScriptFailure, ImagePullFailed, Timeout, "
-        "PodEvicted, PodDeleted, OOMKilled, NoShell, InvalidSpec, InvalidAuthConfig, "
-        "CredentialHelperFailed, PolicyViolation, Canceled.",
+        "PodEvicted, PodDeleted, OOMKilled, NoShell, SourceFetchFailed, InvalidSpec, "
+        "InvalidAuthConfig, CredentialHelperFailed, PolicyViolation, Canceled.",
     )
     message: str | None = Field(default=None, description="Human-readable detail.")
     exitCode: int | None = Field(default=None, description="Exit code of the build script.")
@@ -80,6 +80,14 @@ class CiJobStatus(Model):
     )
     images: list[ImageStatus] | None = Field(
         default=None, description="Images the current attempt's containers ran, with digests."
+    )
+    commit: str | None = Field(
+        default=None,
+        description="The commit the script ran on: what the clone container checked out "
+        "(spec.source).",
+    )
+    shortCommit: str | None = Field(
+        default=None, description="The first 8 characters of `commit` (CI_COMMIT_SHORT_SHA)."
     )
     attempts: list[AttemptStatus] | None = Field(
         default=None, description="Earlier attempts, oldest first."

@@ -14,6 +14,7 @@ from cijob.images import InvalidImageReference, derived_hostnames, is_dns1123_la
 from cijob.job import Job
 from cijob.render import names, script
 from cijob.render.template import apply_pod_template
+from cijob.source import render as checkout
 
 BUILDS_DIR = "/builds"
 BUILD_CONTAINER = "build"
@@ -99,7 +100,7 @@ def _without_credentials(variables: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def project_dir(job: Job) -> str:
-    return f"{BUILDS_DIR}/{job.spec.project or f'{job.namespace}/{job.name}'}"
+    return f"{BUILDS_DIR}/{checkout.project_path(job)}"
 
 
 def _literal(value: str) -> str:
@@ -149,7 +150,7 @@ def _service_containers(
     config: OperatorConfig,
 ) -> list[Manifest]:
     containers = []
-    used = {BUILD_CONTAINER}
+    used = {BUILD_CONTAINER, checkout.CLONE_CONTAINER}
     for i, (field, svc) in enumerate(services):
         _check_image(f"{field}.name", svc.name, config)
         name = next((a for a in aliases_of(svc) if is_dns1123_label(a) and a not in used), None)
@@ -217,11 +218,13 @@ def get_pod(
         "CI_PROJECT_DIR": workdir,
         "CI_JOB_NAME": job.name,
         "CI_JOB_IMAGE": image.name,
+        **checkout.variables(job),
     }
     job_env = {**_without_credentials(job.spec.variables), **ci_env}
     env_from = _env_from(job)
     env_refs = _env_refs(job)
     build_env = {
+        **checkout.build_env(job),
         **job_env,
         script.SCRIPT_ENV: _literal(script.build_script(spec.beforeScript or [], spec.script)),
         script.AFTER_SCRIPT_ENV: _literal(script.after_script(spec.afterScript or [])),
@@ -256,7 +259,7 @@ def get_pod(
         # Service links would add an env var per Service of the namespace to every job.
         "enableServiceLinks": False,
         "containers": [build],
-        "volumes": [{"name": "builds", "emptyDir": {}}],
+        "volumes": [{"name": "builds", "emptyDir": {}}, *checkout.volumes(job)],
     }
     if spec.afterScript:
         # A stopped attempt gets SIGTERM, then SIGKILL after the grace period: the launcher
@@ -265,8 +268,11 @@ def get_pod(
             config.afterScriptTimeoutSeconds + AFTER_SCRIPT_GRACE_MARGIN_SECONDS
         )
     sidecars = _service_containers(services, job_env, env_refs, env_from, config)
+    clone = checkout.clone_container(job, config, workdir)
+    if clone is not None or sidecars:
+        # the checkout comes first: an init container the services start after
+        pod_spec["initContainers"] = [*([clone] if clone else []), *sidecars]
     if sidecars:
-        pod_spec["initContainers"] = sidecars
         pod_spec["hostAliases"] = _host_aliases(services)
     pull_secrets = [s.name for s in spec.imagePullSecrets or []]
     if pull_secret and pull_secret not in pull_secrets:

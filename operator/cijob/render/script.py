@@ -19,9 +19,13 @@ AFTER_SCRIPT_TIMEOUT_ENV = "CIJOB_AFTER_SCRIPT_TIMEOUT"
 # runs after_script, as GitLab does since 17.0. CI_JOB_STATUS is success, failed or canceled
 # inside after_script, as GitLab sets it.
 #
+# With spec.source, the clone container leaves the commit's variables (CI_COMMIT_SHA, ...) in a
+# file of the shared /builds volume that $CIJOB_SOURCE_ENV names; the launcher sources it.
+#
 # A build that does not run as root starts in /builds and makes the project directory itself:
 # one the runtime made for `workingDir` would be root's (docs/pod-policy.md).
 LAUNCHER = f"""\
+if [ -n "${{CIJOB_SOURCE_ENV:-}}" ] && [ -r "$CIJOB_SOURCE_ENV" ]; then . "$CIJOB_SOURCE_ENV"; fi
 if [ -n "${{CI_PROJECT_DIR:-}}" ] && [ "$PWD" != "$CI_PROJECT_DIR" ]; then
   mkdir -p "$CI_PROJECT_DIR" && cd "$CI_PROJECT_DIR" || exit 1
 fi

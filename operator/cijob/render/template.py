@@ -7,10 +7,10 @@ from typing import Any
 
 from cijob.api.podtemplate import PlatformPodTemplate, PodTemplateFields
 from cijob.errors import PolicyViolation
+from cijob.source.render import CLONE_CONTAINER
 
 Manifest = dict[str, Any]
 
-CLONE_CONTAINER = "clone"
 TMP_VOLUME = "tmp"
 BUILDS_VOLUME = "builds"
 _POD_FIELDS = ("priorityClassName", "runtimeClassName", "affinity", "dnsConfig", "securityContext")
