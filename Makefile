@@ -33,7 +33,7 @@ cluster-down: venv
 crds: venv
 	$(BIN)/cijob crd --output crds/
 	cp crds/cijob.dev_cijobs.yaml charts/cijob-operator/crds/
-	cp crds/cijob.dev_validation.yaml charts/cijob-operator/files/
+	cp crds/cijob.dev_validation.yaml crds/cijob.dev_credentials.yaml charts/cijob-operator/files/
 
 lint: venv
 	$(BIN)/ruff check operator tests bench scripts

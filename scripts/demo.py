@@ -16,6 +16,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tests")]
 
+from cijob.api import policy  # noqa: E402
 from testground import cluster, gitserver, realnode  # noqa: E402
 from testground.kubesim import KubeSim  # noqa: E402
 from testground.plans import Behaviour  # noqa: E402
@@ -23,6 +24,7 @@ from testground.plans import Behaviour  # noqa: E402
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 NAMESPACE = "demo"
 REAL_NAMESPACE = "demo-real"
+INLINE_AUTH = f"{policy.INLINE_AUTH_LABEL}={policy.INLINE_AUTH_ALLOWED}"
 
 
 def say(line: str) -> None:
@@ -199,6 +201,9 @@ def main() -> int:
     kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/cijobs.cijob.dev")
     for ns in namespaces:
         kubectl(kubeconfig, "create", "namespace", ns, check=False)
+        # The real node's jobs carry DOCKER_AUTH_CONFIG inline, as the seed's: a single-tenant
+        # namespace may (docs/pod-policy.md).
+        kubectl(kubeconfig, "label", "--overwrite", "namespace", ns, INLINE_AUTH)
         # A fresh start on every run: earlier demo jobs (and, by owner references, their pods) go.
         kubectl(kubeconfig, "delete", "cijobs", "--all", "-n", ns, "--wait=true")
 

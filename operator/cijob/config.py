@@ -11,8 +11,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cijob.api.podtemplate import PlatformPodTemplate
 from cijob.api.spec import ServiceSpec
 from cijob.archive.settings import LogArchive
+from cijob.credentials.scope import CredentialScope
 from cijob.durations import parse_duration
 
 CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
@@ -100,6 +102,16 @@ class OperatorConfig(BaseModel):
     )
     events: bool = Field(
         default=True, description="Post Kubernetes Events on the CiJob for its transitions."
+    )
+    podTemplate: PlatformPodTemplate = Field(
+        default_factory=PlatformPodTemplate,
+        description="What every job pod gets (labels, scheduling, security contexts) and "
+        "which of it a job may override (docs/pod-policy.md).",
+    )
+    credentialScope: CredentialScope = Field(
+        default_factory=CredentialScope,
+        description="Namespaces whose jobs get the operator's credentials and may run "
+        "credential helpers (docs/pod-policy.md).",
     )
     workers: int = Field(
         default=32,

@@ -234,6 +234,12 @@ class Kube:
             return None
         return dict(_json(f"read ConfigMap {name}", status, body).get("data") or {})
 
+    async def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """The labels of a namespace (credential scope: docs/pod-policy.md)."""
+        status, body = await self._request("GET", f"/api/v1/namespaces/{namespace}")
+        meta = _json(f"read Namespace {namespace}", status, body).get("metadata") or {}
+        return dict(meta.get("labels") or {})
+
     async def list_uids(self, path: str, label_selector: str | None = None) -> set[str]:
         """The uids of every object at a collection `path`, page by page, metadata only."""
         uids: set[str] = set()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chaos import audit
+from cijob.api import policy
 from testground import cluster
 
 Echo = Callable[[str], None]
@@ -29,6 +30,7 @@ LIVE = ("Pending", "Running")
 SIM_WRITE_ATTEMPTS = 30  # about 3.5 minutes of retries: longer than any restart here
 API_PATIENCE = 180.0  # how long a call of the driver is retried while the control plane is away
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+INLINE_AUTH = f"{policy.INLINE_AUTH_LABEL}={policy.INLINE_AUTH_ALLOWED}"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -60,6 +62,8 @@ def prepare(root: Path, echo: Echo) -> cluster.State:
     _kubectl(root, state.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
              "crd/cijobs.cijob.dev")  # fmt: skip
     _kubectl(root, state.kubeconfig, "create", "namespace", NAMESPACE)
+    # Its jobs carry DOCKER_AUTH_CONFIG inline: a single-tenant namespace (docs/pod-policy.md).
+    _kubectl(root, state.kubeconfig, "label", "namespace", NAMESPACE, INLINE_AUTH)
     _kubectl(root, state.kubeconfig, "wait", "--for=create", "--timeout=60s", "-n", NAMESPACE,
              "serviceaccount/default")  # fmt: skip
     return state

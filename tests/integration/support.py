@@ -18,11 +18,13 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from cijob.api import policy
 from testground.waits import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "cijob.dev", "v1alpha1", "cijobs"
 TERMINAL = ("Succeeded", "Failed", "Canceled")
+SINGLE_TENANT = {policy.INLINE_AUTH_LABEL: policy.INLINE_AUTH_ALLOWED}
 Json = dict[str, Any]
 
 
@@ -215,10 +217,17 @@ class CiJobs:
 
 
 @contextlib.contextmanager
-def fresh_namespace(api: client.ApiClient, name: str) -> Iterator[str]:
-    """Namespace `name`, once its default ServiceAccount exists; deleted afterwards."""
+def fresh_namespace(
+    api: client.ApiClient, name: str, labels: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Namespace `name`, once its default ServiceAccount exists; deleted afterwards.
+
+    Unless `labels` say otherwise it is a single-tenant namespace where a CiJob may carry
+    DOCKER_AUTH_CONFIG inline, as the seed's jobs do (docs/pod-policy.md)."""
     core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    labels = SINGLE_TENANT if labels is None else labels
+    meta = client.V1ObjectMeta(name=name, labels=dict(labels))
+    core.create_namespace(client.V1Namespace(metadata=meta))
 
     def has_default_sa() -> bool:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -14,16 +15,18 @@ CHART = REPO / "charts" / "cijob-operator"
 HELM = REPO / ".cluster" / "bin" / "helm"
 CRD_FILE = "cijob.dev_cijobs.yaml"
 POLICY_FILE = "cijob.dev_validation.yaml"
+CREDENTIALS_FILE = "cijob.dev_credentials.yaml"
 # Helm installs the chart's crds/ before the templates (and never upgrades them); the policy is
 # no CRD, so it is a template (templates/validation.yaml) that reads files/.
 CHART_COPIES = {
     CRD_FILE: CHART / "crds" / CRD_FILE,
     POLICY_FILE: CHART / "files" / POLICY_FILE,
+    CREDENTIALS_FILE: CHART / "files" / CREDENTIALS_FILE,
 }
 SYNC_HINT = (
     "the chart's copy differs from crds/: run `make crds` then "
     f"`cp crds/{CRD_FILE} charts/cijob-operator/crds/ && "
-    f"cp crds/{POLICY_FILE} charts/cijob-operator/files/`"
+    f"cp crds/{POLICY_FILE} crds/{CREDENTIALS_FILE} charts/cijob-operator/files/`"
 )
 
 
@@ -65,12 +68,33 @@ def test_chart_crds_dir_holds_only_the_crd() -> None:
 def test_rendered_policy_is_the_generated_file() -> None:
     rendered = _helm_template("--show-only", "templates/validation.yaml")
     docs = [d for d in yaml.safe_load_all(rendered) if d]
+    expected = [
+        d
+        for name in (POLICY_FILE, CREDENTIALS_FILE)
+        for d in yaml.safe_load_all((REPO / "crds" / name).read_text())
+        if d
+    ]
+    # Helm orders the documents by kind.
+    assert sorted(docs, key=_kind_name) == sorted(expected, key=_kind_name)
+    assert sorted(_kind_name(d) for d in docs) == [
+        ("ValidatingAdmissionPolicy", "cijobs-credentials.cijob.dev"),
+        ("ValidatingAdmissionPolicy", "cijobs.cijob.dev"),
+        ("ValidatingAdmissionPolicyBinding", "cijobs-credentials.cijob.dev"),
+        ("ValidatingAdmissionPolicyBinding", "cijobs.cijob.dev"),
+    ]
+
+
+def _kind_name(doc: dict[str, Any]) -> tuple[str, str]:
+    return doc["kind"], doc["metadata"]["name"]
+
+
+def test_inline_docker_auth_config_allowed_leaves_out_only_its_policy() -> None:
+    rendered = _helm_template(
+        "--show-only", "templates/validation.yaml", "--set", "inlineDockerAuthConfig.allowed=true"
+    )
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
     expected = [d for d in yaml.safe_load_all((REPO / "crds" / POLICY_FILE).read_text()) if d]
     assert docs == expected
-    assert [d["kind"] for d in docs] == [
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-    ]
 
 
 def test_policy_can_be_left_out() -> None:

@@ -382,3 +382,18 @@ def _group_commands(pgid: int) -> list[str]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             found.append(cmdline.replace(b"\0", b" ").decode().strip())
     return found
+
+
+@SHELLS
+def test_the_project_directory_is_made_when_the_build_starts_elsewhere(
+    outer: str, inner: str, tmp_path: Path
+) -> None:
+    # A build that does not run as root starts in /builds (docs/pod-policy.md).
+    project = tmp_path / "group" / "project"
+    after = ["pwd"]
+    run = launch(
+        outer, inner, ["pwd", "touch made"], after=after, extra_env={"CI_PROJECT_DIR": str(project)}
+    )
+    assert run.rc == 0, run.out
+    assert run.out.count(f"\n{project}\n") == 2, run.out
+    assert (project / "made").exists()

@@ -94,6 +94,22 @@ in one namespace never share it. */}}
 {{- $_ := set $config "logArchive" (dict "url" .url "s3" $s3 "maxBytes" (int64 .maxBytes)) }}
 {{- end }}
 {{- end }}
+{{- $podTemplate := dict "overwriteAllowed" .Values.podTemplate.overwriteAllowed }}
+{{- range $key, $value := .Values.podTemplate }}
+{{- if or $value (kindIs "bool" $value) }}
+{{- $_ := set $podTemplate $key $value }}
+{{- end }}
+{{- end }}
+{{- $_ := set $config "podTemplate" $podTemplate }}
+{{- $scope := dict }}
+{{- range $key, $selector := .Values.credentialScope }}
+{{- if or $selector.matchLabels $selector.matchExpressions }}
+{{- $_ := set $scope $key $selector }}
+{{- end }}
+{{- end }}
+{{- with $scope }}
+{{- $_ := set $config "credentialScope" . }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 

@@ -57,6 +57,8 @@ def _convert(node: Schema, defs: dict[str, Schema]) -> Schema:
         out["type"] = "string"
     if out.get("type") == "object" and "properties" in out:
         out["properties"] = {k: _convert(v, defs) for k, v in out["properties"].items()}
+    if out.get("x-kubernetes-preserve-unknown-fields"):
+        out.pop("additionalProperties", None)  # a Kubernetes object passed on as it is
     if isinstance(out.get("additionalProperties"), dict):
         out["additionalProperties"] = _convert(out["additionalProperties"], defs)
     if out.get("type") == "array":
@@ -168,8 +170,11 @@ def manifests() -> dict[str, str]:
     from cijob.api import policy
 
     validation = [policy.policy(), policy.binding()]
+    credentials = [policy.credentials_policy(), policy.credentials_binding()]
     return {
         "cijob.dev_cijobs.yaml": crd_yaml(),
         "cijob.dev_validation.yaml": HEADER
         + yaml.safe_dump_all(validation, sort_keys=False, width=100),
+        "cijob.dev_credentials.yaml": HEADER
+        + yaml.safe_dump_all(credentials, sort_keys=False, width=100),
     }

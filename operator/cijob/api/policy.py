@@ -153,11 +153,11 @@ def _validations() -> list[Any]:
     return out
 
 
-def policy() -> dict[str, Any]:
+def _policy(name: str, validations: list[Any]) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": NAME, "labels": {"app.kubernetes.io/name": "cijob-operator"}},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "cijob-operator"}},
         "spec": {
             "failurePolicy": "Fail",
             "matchConstraints": {
@@ -170,15 +170,63 @@ def policy() -> dict[str, Any]:
                     }
                 ]
             },
-            "validations": _validations(),
+            "validations": validations,
         },
     }
 
 
-def binding() -> dict[str, Any]:
+def _binding(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": NAME, "labels": {"app.kubernetes.io/name": "cijob-operator"}},
-        "spec": {"policyName": NAME, "validationActions": ["Deny"]},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "cijob-operator"}},
+        "spec": {"policyName": name, "validationActions": ["Deny"], **spec},
     }
+
+
+def policy() -> dict[str, Any]:
+    return _policy(NAME, _validations())
+
+
+def binding() -> dict[str, Any]:
+    return _binding(NAME)
+
+
+# A CiJob is readable through the built-in `view` role: credentials written into it are not
+# secret. This policy refuses them; its binding skips namespaces the platform labels
+# single-tenant, and the chart leaves both out with inlineDockerAuthConfig.allowed.
+CREDENTIALS_NAME = f"{api.PLURAL}-credentials.{api.GROUP}"
+INLINE_AUTH_LABEL = f"{api.GROUP}/inline-docker-auth-config"
+INLINE_AUTH_ALLOWED = "allowed"
+INLINE_AUTH_MESSAGE = (
+    "spec.variables.DOCKER_AUTH_CONFIG: registry credentials written into a CiJob can be read "
+    "by everyone who may view it; put them in a Secret (kubectl create secret generic "
+    "registry-creds --from-file=DOCKER_AUTH_CONFIG=config.json) and name it in "
+    "spec.variablesFrom: [{secretRef: {name: registry-creds}}]"
+)
+
+
+def _inline_auth(obj: str) -> str:
+    return f"(has({obj}.spec.variables) && 'DOCKER_AUTH_CONFIG' in {obj}.spec.variables)"
+
+
+def credentials_policy() -> dict[str, Any]:
+    # An update of a job that had it already is let through, so such a job can be canceled.
+    expression = (
+        f"!{_inline_auth('object')} || "
+        f"(request.operation == 'UPDATE' && {_inline_auth('oldObject')})"
+    )
+    validation = {"expression": expression, "message": INLINE_AUTH_MESSAGE, "reason": "Forbidden"}
+    return _policy(CREDENTIALS_NAME, [validation])
+
+
+def credentials_binding() -> dict[str, Any]:
+    single_tenant = {
+        "key": INLINE_AUTH_LABEL,
+        "operator": "NotIn",
+        "values": [INLINE_AUTH_ALLOWED],
+    }
+    return _binding(
+        CREDENTIALS_NAME,
+        matchResources={"namespaceSelector": {"matchExpressions": [single_tenant]}},
+    )

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cijob.api import rules
+from cijob.api.podtemplate import PodTemplateFields
 
 PullPolicy = Literal["always", "if-not-present", "never", "Always", "IfNotPresent", "Never"]
 
@@ -291,6 +292,11 @@ class CiJobSpec(Model):
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="Kueue LocalQueue of the job's pods: set as their "
         "`kueue.x-k8s.io/queue-name` label, so Kueue admits each pod (docs/lifecycle.md).",
+    )
+    podTemplate: PodTemplateFields | None = Field(
+        default=None,
+        description="Pod labels, annotations, scheduling and security contexts, over the "
+        "platform's podTemplate; only the fields the platform's overwriteAllowed lists.",
     )
     cancel: bool | None = Field(
         default=None, description="Set to true to cancel a running job without deleting it."

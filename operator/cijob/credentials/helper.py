@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,7 +19,6 @@ PREFIX = "docker-credential-"
 NOT_FOUND_MESSAGE = "credentials not found in native keychain"
 # docker/cli stores an identity token under this user name and reads it back the same way.
 TOKEN_USERNAME = "<token>"
-STDERR_LIMIT = 200
 
 
 def run_credential_helper(
@@ -36,8 +34,8 @@ def run_credential_helper(
     sent Docker's server address (`https://index.docker.io/v1/` for Hub, else `host[:port]`).
     Returns None when the helper has no credentials for it. Raises CredentialHelperFailed when
     the helper is missing, fails, times out (it is killed with its process group) or answers
-    something else than credentials. Messages never include the helper's stdout, which can hold
-    secrets even on failure; they include the first line of its stderr, cut to 200 characters.
+    something else than credentials. Messages name the helper and its exit code, never its
+    stdout or stderr, which can hold secrets even on failure.
     """
     program = PREFIX + name
     if not valid_helper_name(name):
@@ -77,7 +75,8 @@ def run_credential_helper(
     if code != 0:
         if stdout.decode("utf-8", "replace").strip() == NOT_FOUND_MESSAGE:
             return None
-        raise CredentialHelperFailed(f"{what} {_exit_description(code)}{_stderr_hint(stderr)}")
+        # Its stderr is left out, as its stdout: a helper may print what it was given or got.
+        raise CredentialHelperFailed(f"{what} {_exit_description(code)}{_stderr_note(stderr)}")
     response = _parse_response(stdout)
     if response is None:
         raise CredentialHelperFailed(
@@ -149,11 +148,5 @@ def _exit_description(code: int) -> str:
     return f"failed with exit code {code}"
 
 
-def _stderr_hint(stderr: bytes) -> str:
-    for line in stderr.decode("utf-8", "replace").splitlines():
-        cleaned = re.sub(r"[\x00-\x1f\x7f]", "", line).strip()
-        if cleaned:
-            if len(cleaned) > STDERR_LIMIT:
-                cleaned = cleaned[: STDERR_LIMIT - 3] + "..."
-            return f": {cleaned}"
-    return ""
+def _stderr_note(stderr: bytes) -> str:
+    return " (its stderr is not shown: it may hold credentials)" if stderr.strip() else ""

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from cijob.config import OperatorConfig
 from cijob.credentials import authconfig, helper, matching, secret, sources
-from cijob.errors import InvalidSpec
+from cijob.credentials.scope import LabelSelector, everywhere, selects
+from cijob.errors import InvalidSpec, PolicyViolation
 from cijob.job import Job
 from cijob.kube import Kube
 from cijob.render import names
 from cijob.render.pod import DOCKER_AUTH_CONFIG, images_of
+
+log = logging.getLogger(__name__)
 
 
 async def ensure_pull_secret(
@@ -21,14 +25,43 @@ async def ensure_pull_secret(
     """Writes the job's registry credentials as a Secret; its name, or None if none apply.
     Raises kube.NameTaken when a Secret of its name is not the job's."""
     env = await job_env(kube, job)
-    found = sources.find_docker_auth_config(env, operator_env, sources.read_home_config())
+    scope = config.credentialScope
+    labels: dict[str, str] | None = None
+
+    async def namespace_selected(selector: LabelSelector) -> bool:
+        nonlocal labels
+        if everywhere(selector):
+            return True
+        if labels is None:
+            labels = await kube.namespace_labels(job.namespace)
+        return selects(selector, labels)
+
+    home = sources.read_home_config()
+    own = sources.find_docker_auth_config(env, {}, None)
+    operator_has = bool(operator_env.get(DOCKER_AUTH_CONFIG) or home)
+    if own is None and operator_has and not await namespace_selected(scope.operatorCredentials):
+        log.info(
+            "job %s/%s: the operator's registry credentials are not for namespace %s "
+            "(credentialScope.operatorCredentials)",
+            job.namespace, job.name, job.namespace,
+        )  # fmt: skip
+        operator_env, home = {}, None
+    found = own or sources.find_docker_auth_config(env, operator_env, home)
     if found is None:
         return None
     parsed = authconfig.parse_auth_config(found.text, source_name=found.description)
     registries = matching.registries_of(img for _, img in images_of(job, config))
     timeout = config.credentialHelperTimeoutSeconds
+    helpers_allowed = True
+    if found.origin == "job" and (parsed.creds_store or parsed.cred_helpers):
+        helpers_allowed = await namespace_selected(scope.jobCredentialHelpers)
 
     def run(name: str, registry: str) -> Any:
+        if not helpers_allowed:
+            raise PolicyViolation(
+                f"{found.description}: credential helper {helper.PREFIX}{name} may not run "
+                f"for jobs of namespace {job.namespace} (credentialScope.jobCredentialHelpers)"
+            )
         return helper.run_credential_helper(name, registry, timeout=timeout)
 
     creds = await asyncio.to_thread(matching.select_credentials, parsed, registries, run)

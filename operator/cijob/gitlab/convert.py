@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from cijob import api
 from cijob.api.spec import CiJobSpec
+from cijob.credentials.sources import ENV_VAR as DOCKER_AUTH_CONFIG
 from cijob.gitlab import fields, keywords
 from cijob.gitlab.errors import ConvertError, Pos, Warning_
 from cijob.gitlab.includes import load_with_includes
@@ -145,6 +146,14 @@ def convert_job(
             return None  # warned about above: nothing for a pod to run
         raise ctx.error(pos, "no script (GitLab needs script, run or trigger)")
     env = _variables(ctx, config, job)
+    if DOCKER_AUTH_CONFIG in env:
+        own = isinstance(job.get("variables"), Map) and DOCKER_AUTH_CONFIG in job["variables"]
+        ctx.warn(
+            _var_pos(job, DOCKER_AUTH_CONFIG) if own else _var_pos(config, DOCKER_AUTH_CONFIG),
+            f"{DOCKER_AUTH_CONFIG} in variables is refused at apply unless the platform allows "
+            "it (a CiJob is readable with the view role): put it in a Secret and name it in "
+            "variablesFrom (docs/pod-policy.md)",
+        )
     spec: dict[str, Any] = {}
     if "image" in job:
         spec["image"] = fields.image(ctx, job["image"], job.at("image"), env)

@@ -13,6 +13,7 @@ from cijob.errors import InvalidSpec, PolicyViolation
 from cijob.images import InvalidImageReference, derived_hostnames, is_dns1123_label, parse_image
 from cijob.job import Job
 from cijob.render import names, script
+from cijob.render.template import apply_pod_template
 from cijob.source import render as checkout
 
 BUILDS_DIR = "/builds"
@@ -285,7 +286,7 @@ def get_pod(
     if spec.serviceAccountName:
         pod_spec["serviceAccountName"] = spec.serviceAccountName
 
-    return {
+    pod: Manifest = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -298,6 +299,7 @@ def get_pod(
         },
         "spec": pod_spec,
     }
+    return apply_pod_template(pod, config.podTemplate, spec.podTemplate)
 
 
 def images_of(job: Job, config: OperatorConfig) -> list[tuple[str, str]]:

@@ -21,8 +21,14 @@ AFTER_SCRIPT_TIMEOUT_ENV = "CIJOB_AFTER_SCRIPT_TIMEOUT"
 #
 # With spec.source, the clone container leaves the commit's variables (CI_COMMIT_SHA, ...) in a
 # file of the shared /builds volume that $CIJOB_SOURCE_ENV names; the launcher sources it.
+#
+# A build that does not run as root starts in /builds and makes the project directory itself:
+# one the runtime made for `workingDir` would be root's (docs/pod-policy.md).
 LAUNCHER = f"""\
 if [ -n "${{CIJOB_SOURCE_ENV:-}}" ] && [ -r "$CIJOB_SOURCE_ENV" ]; then . "$CIJOB_SOURCE_ENV"; fi
+if [ -n "${{CI_PROJECT_DIR:-}}" ] && [ "$PWD" != "$CI_PROJECT_DIR" ]; then
+  mkdir -p "$CI_PROJECT_DIR" && cd "$CI_PROJECT_DIR" || exit 1
+fi
 CIJOB_SHELL=sh
 for cijob_s in /usr/local/bin/bash /usr/bin/bash /bin/bash; do
   if [ -x "$cijob_s" ]; then CIJOB_SHELL=$cijob_s; break; fi
