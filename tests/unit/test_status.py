@@ -224,6 +224,12 @@ def test_condition_time_alone_is_no_change() -> None:
     assert not st.changed(old, new)
 
 
+def test_a_start_time_while_pending_is_no_change_but_rides_on_running() -> None:
+    pending = {**started(), "phase": "Pending", "attemptStartTime": None}
+    assert not st.changed(pending, {**pending, "attemptStartTime": ts(3)})
+    assert st.changed(pending, {**pending, "phase": "Running", "attemptStartTime": ts(3)})
+
+
 def test_from_empty_is_a_change() -> None:
     assert st.changed({}, started())
 

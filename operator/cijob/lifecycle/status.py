@@ -188,5 +188,10 @@ def attempt_record(old: Mapping[str, Any], obs: Observation) -> dict[str, Any]:
 
 
 def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether `new` says anything `old` does not: one write per real transition."""
-    return any(old.get(k) != new.get(k) for k in _COMPARED)
+    """Whether `new` says anything `old` does not: one write per real transition. A pod that
+    got its start time while still Pending is no transition of the job's: the time rides on
+    the Running write (a loaded API server shows that state apart, which cost a write)."""
+    keys = _COMPARED
+    if old.get("phase") == new.get("phase") == "Pending":
+        keys = tuple(k for k in _COMPARED if k != "attemptStartTime")
+    return any(old.get(k) != new.get(k) for k in keys)
