@@ -16,7 +16,7 @@ from typing import Any
 from cijob import api
 from cijob.cache import GONE, Cache, Key
 from cijob.config import OperatorConfig
-from cijob.credentials.pull import ensure_pull_secret
+from cijob.credentials.pull import ensure_pull_secret, pull_credentials
 from cijob.durations import parse_duration
 from cijob.errors import JobError
 from cijob.job import Job, job_from_body
@@ -29,6 +29,8 @@ from cijob.lifecycle.retry import should_retry
 from cijob.ownership import describe, held_by_a_cijob, is_controlled_by
 from cijob.render import names
 from cijob.render.pod import get_pod, images_of
+from cijob.services.lookup import PortLookup
+from cijob.services.watch import failure_events, observe_services
 from cijob.timers import Backoff, Timers
 from cijob.workqueue import WorkQueue
 
@@ -62,6 +64,7 @@ class Reconciler:
     cache: Cache = field(default_factory=Cache)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff[Key] = field(default_factory=Backoff)
+    ports: PortLookup = field(default_factory=PortLookup)
     timers: Timers[Key] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -200,15 +203,21 @@ class Reconciler:
         if pod is not None:
             timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
             obs = within_limits(pod, obs, timeout, self.config.pendingTimeoutSeconds, now)
+            obs = observe_services(pod, obs, self.config.servicesWaitTimeoutSeconds, now)
         if not obs.terminal:
-            await self._write(body, status, st.from_observation(status, obs, job.generation, now))
+            new = st.from_observation(status, obs, job.generation, now)
+            await self._write(
+                body, status, new, failure_events(status.get("services"), new["services"])
+            )
             if obs.recheck_after is not None:
                 self.timers.schedule(key, obs.recheck_after)
             return
         alive = pod is not None and not done(pod)
         if alive and pod is not None:
             await self._stop(job, pod, obs.reason or "Failed", obs.message or "")
-        if obs.phase == "Failed" and should_retry(obs.reason, attempt, job.spec.retry):
+        if obs.phase == "Failed" and should_retry(
+            obs.reason, attempt, job.spec.retry, obs.exit_code
+        ):
             attempts = [*(status.get("attempts") or []), st.attempt_record(status, obs)]
             retrying = (
                 "Warning",
@@ -228,7 +237,10 @@ class Reconciler:
             )
             self.timers.schedule(key, STOP_RECHECK_SECONDS)
             return
-        await self._write(body, status, st.from_observation(status, obs, job.generation, now))
+        new = st.from_observation(status, obs, job.generation, now)
+        await self._write(
+            body, status, new, failure_events(status.get("services"), new["services"])
+        )
 
     async def _attempt_pod(self, key: Key, job: Job, attempt: int) -> Body | None:
         """The attempt's pod if it is the job's own; None when it is gone or never was."""
@@ -284,10 +296,13 @@ class Reconciler:
             self.queue.add(key)
             return
         try:
-            pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
-            created, pod = await self.kube.create_pod(
-                job.namespace, get_pod(job, attempt, self.config, pull_secret)
+            creds = await pull_credentials(self.kube, job, self.config, self.operator_env)
+            pull_secret = await ensure_pull_secret(
+                self.kube, job, self.config, self.operator_env, creds
             )
+            ports, notes = await self.ports.resolve(job, self.config, creds)
+            manifest = get_pod(job, attempt, self.config, pull_secret, ports, started_at=now)
+            created, pod = await self.kube.create_pod(job.namespace, manifest)
         except NameTaken as taken:
             await self._name_taken(key, body, job, status, taken.kind, taken.holder, attempts)
             return
@@ -322,7 +337,7 @@ class Reconciler:
             attempts=attempts,
             images=[{"container": c, "image": i} for c, i in images_of(job, self.config)],
         )
-        await self._write(body, status, new, events)
+        await self._write(body, status, new, [*events, *notes])
 
     async def _name_taken(
         self,

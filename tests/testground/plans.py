@@ -38,6 +38,12 @@ class Behaviour:
     sidecar_exit_code: int = 0  # services usually exit 0 on SIGTERM
     sigterm_exit_code: int = 143  # the build container's code when the pod is deleted
     command: str | None = None  # what NO_SHELL reports missing; default: command[0], else sh
+    # Sidecars whose startup probe never succeeds: the kubelet restarts each once its
+    # failureThreshold x periodSeconds are up, and starts nothing after it.
+    never_ready: tuple[str, ...] = ()
+    # (sidecar, times, reason): it ends `times` times while the build runs, each time
+    # restarted by the kubelet; reason OOMKilled (exit 137) or Error (exit 1).
+    service_failures: tuple[tuple[str, int, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:

@@ -641,7 +641,7 @@ def test_image_names_expand_the_files_variables(tmp_path: Path) -> None:
         ("{max: 2, when: always}", {"max": 2}),
         (
             "{max: 1, when: runner_system_failure}",
-            {"max": 1, "when": ["PodEvicted", "PodDeleted", "ImagePullFailed"]},
+            {"max": 1, "when": ["PodEvicted", "PodDeleted", "ImagePullFailed", "ServiceNotReady"]},
         ),
         (
             "{max: 2, when: [stuck_or_timeout_failure, job_execution_timeout, unknown_failure]}",
@@ -673,12 +673,13 @@ def test_retry_exit_codes_and_unmapped_failure_types_warn(tmp_path: Path) -> Non
         """,
     )
     s = specs(result)
-    assert s["a"]["retry"] == {"max": 2, "when": ["ScriptFailure"]}
+    # retry:exit_codes is carried as GitLab has it: no when, only those codes retry
+    assert s["a"]["retry"] == {"max": 2, "exitCodes": [137, 255]}
     assert s["b"]["retry"] == {"max": 1, "when": ["ScriptFailure", "OOMKilled"]}
     assert "retry" not in s["c"]
     msgs = messages(result)
-    assert msgs[0].startswith(".gitlab-ci.yml:5:") and "exit_codes [137, 255]" in msgs[0]
-    assert msgs[1].startswith(".gitlab-ci.yml:8:") and "api_failure" in msgs[1]
+    assert msgs[0].startswith(".gitlab-ci.yml:8:") and "api_failure" in msgs[0]
+    assert len(msgs) == 3 and not any("exit_codes" in m for m in msgs)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ RetryReason = Literal[
     "PodEvicted",
     "PodDeleted",
     "OOMKilled",
+    "ServiceNotReady",
 ]
 
 
@@ -134,6 +135,12 @@ class RetrySpec(Model):
     when: list[RetryReason] | None = Field(
         default=None,
         description="Reasons that make a retry; all retryable reasons when omitted.",
+    )
+    exitCodes: list[Annotated[int, Field(ge=0, le=255)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="GitLab's `retry:exit_codes`: retry only when the script exited with one "
+        "of these codes (and, with `when`, only for those reasons too).",
     )
 
 

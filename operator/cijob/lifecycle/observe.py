@@ -42,6 +42,8 @@ class Observation:
     recheck_after: float | None = None
     # The end of the build container's output, when it failed (the kubelet's fallback message).
     log_tail: str | None = None
+    # status.services: the service sidecars that failed (cijob.services.watch).
+    services: list[dict[str, Any]] | None = None
 
     @property
     def terminal(self) -> bool:

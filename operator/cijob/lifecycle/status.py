@@ -22,6 +22,7 @@ _COMPARED = (
     "attempt",
     "podName",
     "images",
+    "services",
     "attempts",
     "attemptStartTime",
     "completionTime",
@@ -70,6 +71,7 @@ def build(
     attempt_start_time: str | None = None,
     waiting: bool = False,
     log_tail: str | None = None,
+    services: list[dict[str, Any]] | None = None,
 ) -> Status:
     """A whole new status; `None` values are written as null so merge patches clear them.
 
@@ -90,6 +92,8 @@ def build(
         if completion_time or phase not in TERMINAL
         else timestamp(now),
         "attempts": attempts if attempts is not None else old.get("attempts"),
+        # the current attempt's failing services; a new attempt's first observation resets it
+        "services": services if services is not None else old.get("services"),
         "attemptStartTime": attempt_start_time,
         "observedGeneration": generation,
     }
@@ -133,7 +137,7 @@ def from_observation(
 ) -> Status:
     """The status an attempt's observation gives, keeping the attempt bookkeeping."""
     phase = obs.phase
-    return build(
+    status = build(
         old,
         phase=phase,
         generation=generation,
@@ -149,6 +153,8 @@ def from_observation(
         # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
         waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
     )
+    status["services"] = obs.services  # the attempt's pod says it all, none included
+    return status
 
 
 def current_attempt_ended(status: Mapping[str, Any]) -> bool:
