@@ -252,6 +252,8 @@ def retry(ctx: Ctx, value: Any, pos: Pos | None) -> dict[str, Any] | None:
             isinstance(c, int) and not isinstance(c, bool) for c in codes_list
         ):
             raise ctx.error(value.at("exit_codes"), "retry: exit_codes must be numbers")
+        if not all(0 <= c <= 255 for c in codes_list):
+            raise ctx.error(value.at("exit_codes"), "retry: exit_codes must be 0..255")
         if gl_retry.has_exit_codes():
             out["exitCodes"] = list(codes_list)
         else:
