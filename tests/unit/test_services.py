@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from cijob.api.spec import CiJobSpec
 from cijob.config import OperatorConfig
 from cijob.errors import InvalidSpec
-from cijob.job import Job
+from cijob.job import Job, job_from_body
 from cijob.lifecycle.observe import Observation
 from cijob.lifecycle.status import from_observation
 from cijob.render.pod import get_pod
@@ -25,13 +24,8 @@ def stamp(seconds_ago: float) -> str:
 
 
 def job(**spec: Any) -> Job:
-    return Job(
-        "rspec",
-        "team-a",
-        "uid-1",
-        1,
-        CiJobSpec.model_validate({"image": "ruby:2.6", "script": ["x"], **spec}),
-    )
+    meta = {"name": "rspec", "namespace": "team-a", "uid": "uid-1"}
+    return job_from_body({"metadata": meta, "spec": {"image": "ruby:2.6", "script": ["x"], **spec}})
 
 
 def sidecars(pod: dict[str, Any]) -> list[dict[str, Any]]:

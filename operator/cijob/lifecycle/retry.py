@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from cijob.api.spec import RetrySpec
+from typing import get_args
 
-# Failures of the run, not of the job's definition: another attempt may pass.
-RETRYABLE = frozenset(
-    {
-        "ScriptFailure",
-        "ImagePullFailed",
-        "Timeout",
-        "PodEvicted",
-        "PodDeleted",
-        "OOMKilled",
-        "ServiceNotReady",
-    }
-)
+from cijob.api.spec import RetryReason, RetrySpec
+
+# Failures of the run, not of the job's definition: another attempt may pass. They are the
+# reasons `retry.when` may name.
+RETRYABLE = frozenset(get_args(RetryReason))
 
 
 def should_retry(
