@@ -74,7 +74,9 @@ class ServiceSpec(Model):
         default=None, description="Overrides the service image's CMD (the container args)."
     )
     variables: dict[str, str] | None = Field(
-        default=None, description="Variables added to the job's for this service only."
+        default=None,
+        description="Variables added to the job's for this service only. HEALTHCHECK_TCP_PORT "
+        "names the port the build waits for (else the lowest one its image exposes).",
     )
     pullPolicy: PullPolicy | None = Field(default=None, description="As for `image.pullPolicy`.")
 
