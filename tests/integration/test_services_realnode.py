@@ -16,10 +16,20 @@ pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 __all__ = ["namespace", "node"]  # the real node's fixtures, shared with test_realnode
 
 
+def _why(cijobs: CiJobs, namespace: str, status: dict[str, object]) -> str:
+    """The status, the namespace's Secrets and the kubelet's words on them, for a failure."""
+    secrets = [s.metadata.name for s in cijobs.core.list_namespaced_secret(namespace).items]
+    log = realnode.cluster.default_root() / "logs" / "kubelet.log"
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if "secret" in ln.lower()]
+    return f"\nstatus {status}\nsecrets {secrets}\nkubelet: " + "\n".join(lines[-15:])
+
+
 def test_seed_example_waits_for_a_slow_postgres_by_derived_name_and_alias(
     node: realnode.NodeState, start_operator: OperatorFactory, cijobs: CiJobs, namespace: str
 ) -> None:
-    start_operator({"servicesWaitTimeoutSeconds": 90})
+    # A 145 MB layer; the kubelet's first pull may go without the pull Secret (the node
+    # authorizer has not yet seen the pod) and is retried after a back-off.
+    start_operator({"servicesWaitTimeoutSeconds": 90, "imagePullGraceSeconds": 300})
     derived = "127.0.0.1-cijob-postgres"  # from 127.0.0.1:5555/cijob/postgres:1
     service = {
         "name": "$REGISTRY/cijob/postgres:1",
@@ -48,7 +58,9 @@ def test_seed_example_waits_for_a_slow_postgres_by_derived_name_and_alias(
         ),
     )
     status = finished(cijobs, namespace, "rspec", timeout=300)
-    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "rspec")
+    assert status["phase"] == "Succeeded", explain(cijobs, namespace, "rspec") + _why(
+        cijobs, namespace, status
+    )
     assert not status.get("attempts") and not status.get("services"), status
     pod = cijobs.pod(namespace, status["podName"])
     assert pod is not None
