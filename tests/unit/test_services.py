@@ -234,3 +234,12 @@ def test_no_services_failing_means_no_status_field_and_no_write() -> None:
     obs = watch.observe_services(pod, Observation("Running"), 30, NOW)
     new = from_observation(old, obs, 1, NOW)
     assert new == old
+
+
+def test_a_termination_the_final_pod_status_forgot_is_kept() -> None:
+    seen = [{"container": "db", "image": "pg", "restartCount": 1}
+            | {"lastTerminationReason": "OOMKilled", "lastExitCode": 137}]  # fmt: skip
+    final = [{"container": "db", "image": "pg", "restartCount": 1}]
+    assert watch.carried(seen, final) == seen
+    assert watch.carried(None, final) == final
+    assert watch.carried(seen, None) is None

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from cijob.lifecycle.observe import Observation
+from cijob.services.watch import carried
 
 Status = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Canceled")
@@ -153,7 +154,8 @@ def from_observation(
         # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
         waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
     )
-    status["services"] = obs.services  # the attempt's pod says it all, none included
+    # the attempt's pod says it all (none included), but for a termination it has forgotten
+    status["services"] = carried(old.get("services"), obs.services)
     return status
 
 

@@ -98,6 +98,22 @@ def failures(pod: Pod) -> list[dict[str, Any]] | None:
     return out or None
 
 
+def carried(
+    old: Sequence[Mapping[str, Any]] | None, new: list[dict[str, Any]] | None
+) -> list[dict[str, Any]] | None:
+    """`new` records, with the last termination an earlier one saw when the pod no longer
+    says (the kubelet's final status of a stopped sidecar may drop its lastState)."""
+    before = {s.get("container"): s for s in old or []}
+    out = []
+    for record in new or []:
+        was = before.get(record["container"]) or {}
+        if "lastTerminationReason" not in record and was.get("lastTerminationReason"):
+            keys = ("lastTerminationReason", "lastExitCode", "lastFinishedAt")
+            record = {**record, **{k: was[k] for k in keys if k in was}}
+        out.append(record)
+    return out or None
+
+
 def observe_services(pod: Pod, obs: Observation, wait_seconds: int, now: datetime) -> Observation:
     """The observation with the services' failures, or the ServiceNotReady it has become."""
     obs = replace(obs, services=failures(pod))
