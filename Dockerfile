@@ -45,10 +45,10 @@ FROM ${PYTHON_IMAGE}
 # amazon-ecr-credential-helper). Empty: none.
 ARG CREDENTIAL_HELPERS=""
 
-# git is always installed: the image is also the default image of the jobs' clone container,
-# which runs `git`.
+# git (and ssh, for ssh:// and git@host: URLs) is always installed: the image is also the
+# default image of the jobs' clone container (helperImage), which runs `git` (docs/source.md).
 RUN set -eu; \
-    packages="git"; \
+    packages="git openssh-client"; \
     for helper in $(echo "${CREDENTIAL_HELPERS}" | tr ',' ' '); do \
         case "${helper}" in \
             ecr-login) packages="${packages} amazon-ecr-credential-helper" ;; \
@@ -60,7 +60,7 @@ RUN set -eu; \
     apt-get update; \
     apt-get install -y --no-install-recommends ${packages}; \
     rm -rf /var/lib/apt/lists/*; \
-    git --version; \
+    git --version; ssh -V; \
     for helper in $(echo "${CREDENTIAL_HELPERS}" | tr ',' ' '); do \
         command -v "docker-credential-${helper}"; \
     done; \

@@ -16,7 +16,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "operator"), str(ROOT / "tests")]
 
-from testground import cluster, realnode  # noqa: E402
+from testground import cluster, gitserver, realnode  # noqa: E402
 from testground.kubesim import KubeSim  # noqa: E402
 from testground.plans import Behaviour  # noqa: E402
 
@@ -77,9 +77,25 @@ def start_real_node(root: Path) -> realnode.NodeState | None:
     return state
 
 
-def real_jobs(node: realnode.NodeState) -> list[dict[str, Any]]:
+DEMO_REPO = {
+    "test.sh": '#!/bin/sh\nset -e\nfor t in tests/*.sh; do echo "running $t"; sh "$t"; done\n'
+    'echo "all tests of $CI_PROJECT_PATH at $CI_COMMIT_SHORT_SHA pass"\n',
+    "tests/arithmetic.sh": "test $((6 * 7)) -eq 42\n",
+    "tests/strings.sh": 'test "$(echo hello | tr a-z A-Z)" = HELLO\n',
+}
+
+
+def demo_repo(root: Path, node: realnode.NodeState) -> str:
+    """A repository on the node's git server (a pod: git http-backend behind lighttpd)."""
+    layout = realnode.NodeLayout(cluster.Layout(root))
+    server = gitserver.ensure(layout, node)
+    return server.make_repo("demo-app", DEMO_REPO).url
+
+
+def real_jobs(node: realnode.NodeState, git_url: str | None = None) -> list[dict[str, Any]]:
     """Jobs for the real node, from the seed's cases, on the test registry's private images:
-    the credentials travel as the job's DOCKER_AUTH_CONFIG variable, as in the seed."""
+    the credentials travel as the job's DOCKER_AUTH_CONFIG variable, as in the seed. With
+    `git_url`, one more clones that repository and runs its tests."""
     placement = {
         "nodeSelector": {"kubernetes.io/hostname": realnode.NODE_NAME},
         "tolerations": [{"key": realnode.TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
@@ -139,6 +155,18 @@ def real_jobs(node: realnode.NodeState) -> list[dict[str, Any]]:
             script=["echo working", "exit 3", "echo never printed"],
             afterScript=["echo cleaning up after the failure"],
         ),
+        *(
+            [
+                job(
+                    "clone-and-test",
+                    image=node.image("helper"),
+                    source={"git": {"url": git_url}},
+                    script=["git log --oneline -1", "./test.sh"],
+                )
+            ]
+            if git_url
+            else []
+        ),
     ]
 
 
@@ -183,6 +211,10 @@ def main() -> int:
             kubeconfig, default=Behaviour.succeeds(run_seconds=3.0), namespaces={NAMESPACE}
         ).start()
     namespaces = [NAMESPACE] + ([REAL_NAMESPACE] if node is not None else [])
+    git_url = None
+    if node is not None and not args.use_current_context:
+        say("starting the git server on the real node, with a repository to clone (demo-app)")
+        git_url = demo_repo(Path(state.root), node)
 
     say("installing the CRD and its admission policy from crds/")
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -200,6 +232,9 @@ def main() -> int:
         f"(log: {log_path.relative_to(ROOT)})"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+    if node is not None:
+        # the clone container's image: git and a shell from the node's registry
+        env["CIJOB_CONFIG"] = json.dumps({"helperImage": node.image("helper")})
     with log_path.open("w") as log:
         operator = subprocess.Popen(
             [
@@ -224,7 +259,8 @@ def main() -> int:
         print(kubectl(kubeconfig, "apply", "-n", NAMESPACE, "-f", str(ROOT / "examples")), end="")
         if node is not None:
             say(f"applying jobs for the real node in {REAL_NAMESPACE} (private images)")
-            manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": real_jobs(node)})
+            items = real_jobs(node, git_url)
+            manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
             print(kubectl(kubeconfig, "apply", "-f", "-", input=manifest), end="")
         deadline = time.monotonic() + args.timeout
         shown = ""
@@ -257,7 +293,7 @@ def main() -> int:
             raise SystemExit(f"the jobs did not finish in {args.timeout} s; see {log_path}")
         say("the pod the operator rendered for the seed's rspec job (kubectl get pod rspec-1)")
         print(kubectl(kubeconfig, "get", "pod", "rspec-1", "-n", NAMESPACE, "-o", "yaml"))
-        for job in real_jobs(node) if node is not None else []:
+        for job in real_jobs(node, git_url) if node is not None else []:
             name = job["metadata"]["name"]
             say(f"REAL node: kubectl logs {name}-1 -c build -n {REAL_NAMESPACE}")
             print(kubectl(kubeconfig, "logs", f"{name}-1", "-c", "build", "-n", REAL_NAMESPACE))

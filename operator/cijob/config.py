@@ -18,6 +18,9 @@ CONFIG_FILE_ENV = "CIJOB_CONFIG_FILE"
 CONFIG_ENV = "CIJOB_CONFIG"
 
 K8sPullPolicy = Literal["Always", "IfNotPresent", "Never"]
+# The operator's own image as the chart names it by default: it ships git for the clone
+# container (the chart passes the image it really runs, so this is for runs outside it).
+DEFAULT_HELPER_IMAGE = "cijob-operator:0.1.0"
 
 
 class Defaults(BaseModel):
@@ -82,6 +85,12 @@ class OperatorConfig(BaseModel):
     )
     credentialHelperTimeoutSeconds: float = Field(
         default=10.0, gt=0, description="Limit of one docker-credential-<name> call."
+    )
+    helperImage: str = Field(
+        default=DEFAULT_HELPER_IMAGE,
+        min_length=1,
+        description="Image of the `clone` init container of jobs with `spec.source`: it needs "
+        "git and sh. The operator's own image by default.",
     )
     events: bool = Field(
         default=True, description="Post Kubernetes Events on the CiJob for its transitions."

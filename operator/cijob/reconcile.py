@@ -31,6 +31,7 @@ from cijob.render import names
 from cijob.render.pod import get_pod, images_of
 from cijob.services.lookup import PortLookup
 from cijob.services.watch import failure_events, observe_services
+from cijob.source.secret import check_source_secret
 from cijob.timers import Backoff, Timers
 from cijob.workqueue import WorkQueue
 
@@ -296,6 +297,7 @@ class Reconciler:
             self.queue.add(key)
             return
         try:
+            await check_source_secret(self.kube, job)
             creds = await pull_credentials(self.kube, job, self.config, self.operator_env)
             pull_secret = await ensure_pull_secret(
                 self.kube, job, self.config, self.operator_env, creds

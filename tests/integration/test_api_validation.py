@@ -137,4 +137,4 @@ def test_kubectl_explain_and_columns(kubeconfig: Path, namespace: str, crds: lis
         assert "DESCRIPTION" in out.stdout and out.stdout.split("DESCRIPTION:")[1].strip()
     assert apply(kubeconfig, namespace, "shown", GOOD["string-forms"]).returncode == 0
     table = _kubectl(kubeconfig, "get", "cij", "-n", namespace)
-    assert table.stdout.split()[:6] == ["NAME", "PHASE", "REASON", "EXIT", "IMAGE", "AGE"]
+    assert table.stdout.split()[:7] == ["NAME", "PHASE", "REASON", "EXIT", "IMAGE", "COMMIT", "AGE"]

@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             cluster.up(args.root)
             if args.node == "real":
                 realnode.up(args.root)
+                # no simulator here to keep off the node: a person's jobs run on it as they are
+                realnode.open_to_all(args.root)
         elif args.command == "down":
             realnode.down(args.root, echo=lambda line: None)
             cluster.down(args.root)

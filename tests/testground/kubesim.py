@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from testground import images, plans, podstatus
+from testground import clonesim, images, plans, podstatus
 from testground import reasons as r
 from testground.kubeapi import MERGE_PATCH, Api, ApiError, Endpoint, load_endpoint
 from testground.plans import Behaviour, Plans
@@ -801,6 +801,15 @@ class KubeSim:
         if stuck is not None:
             await self._stuck(run, b, *stuck, started)
             return
+        if b.clone_error is not None and clonesim.has_clone(spec):
+            # restartPolicy Never: a failed init container fails the pod; nothing after it starts
+            self._start_all(run, started, until=clonesim.CLONE)
+            run.states[clonesim.CLONE] = podstatus.terminated(
+                1, started, podstatus.now(), message=b.clone_error
+            )
+            run.sandbox = False
+            await self._write(run)
+            return
         if b.failure == plans.NO_SHELL:
             self._start_all(run, started, until=None)
             finished = podstatus.now()
@@ -901,7 +910,8 @@ class KubeSim:
             if c["name"] == until:
                 return
             if init and not podstatus.is_sidecar(c):
-                run.states[c["name"]] = podstatus.terminated(0, at, at)
+                done = clonesim.message(c, run.behaviour)
+                run.states[c["name"]] = podstatus.terminated(0, at, at, message=done)
             else:
                 run.states[c["name"]] = podstatus.running(at)
 

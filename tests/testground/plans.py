@@ -44,6 +44,8 @@ class Behaviour:
     # (sidecar, times, reason): it ends `times` times while the build runs, each time
     # restarted by the kubelet; reason OOMKilled (exit 137) or Error (exit 1).
     service_failures: tuple[tuple[str, int, str], ...] = ()
+    clone_error: str | None = None  # the `clone` init container exits 1 with this message
+    clone_commit: str | None = None  # the commit `clone` reports (default: the job's, or made up)
 
     def __post_init__(self) -> None:
         if self.failure is not None and self.failure not in FAILURES:
@@ -91,6 +93,11 @@ class Behaviour:
     @classmethod
     def no_shell(cls, command: str | None = None) -> Behaviour:
         return cls(failure=NO_SHELL, command=command)
+
+    @classmethod
+    def clone_fails(cls, message: str) -> Behaviour:
+        """The clone init container fails (an unknown ref, refused credentials, ...)."""
+        return cls(clone_error=message)
 
     def but(self, **changes: object) -> Behaviour:
         """A copy with some fields changed."""

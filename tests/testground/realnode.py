@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
 
-from testground import cluster, debimages, ociimages, operatorimage, processes
+from testground import cluster, debimages, helperimage, ociimages, operatorimage, processes
 from testground.pki import Pki, PkiError, _sign
 
 REPO = Path(__file__).resolve().parents[2]
@@ -383,6 +383,17 @@ def _images(layout: NodeLayout, state: NodeState, echo: Echo) -> None:
     for name in pushed:
         ref = ociimages.reference(state.registry, name)
         state.images[name] = {"ref": ref, "digest": digests[ref]}
+    # git, a shell, ssh and lighttpd from Debian's packages: the clone container's image in the
+    # tests, the git server's, and one to try jobs with by hand (docs/source.md).
+    try:
+        helper = helperimage.ensure(echo)
+        args = (state.registry, state.registry_user, state.registry_password)
+        state.images[helperimage.NAME] = {
+            "ref": ociimages.reference(state.registry, helperimage.NAME),
+            "digest": ociimages.push(helper, helperimage.NAME, *args),
+        }
+    except (operatorimage.ImageBuildError, ociimages.ImageError) as e:
+        raise NodeError(f"cannot build or push the helper image: {e}") from e
     state.timings["images"] = round(time.monotonic() - began, 1)
     echo(f"realnode: built and pushed {', '.join(pushed)} in {state.timings['images']} s")
 
@@ -678,6 +689,14 @@ def up(root: Path | None = None, echo: Echo = print) -> tuple[NodeState, bool]:
             f"user {state.registry_user}; state in {layout.state_file}"
         )
         return state, True
+
+
+def open_to_all(root: Path | None = None, echo: Echo = print) -> None:
+    """Lifts the node's taint, for a person's cluster (`make cluster-up NODE=real`) where no
+    kubelet simulator runs: any pod, the examples' too, is then scheduled onto the real node."""
+    layout = NodeLayout(cluster.Layout(root or cluster.default_root()))
+    _kubectl(layout, "taint", "node", NODE_NAME, f"{TAINT_KEY}:NoSchedule-", check=False)
+    echo(f"realnode: taint {TAINT_KEY} lifted: every pod may run on {NODE_NAME}")
 
 
 def _shims(layout: NodeLayout) -> list[int]:

@@ -145,3 +145,17 @@ def test_event_lines_once_each_in_order() -> None:
         "Started container postgres",
     ]
     assert st.event_lines(events, seen) == []
+
+
+def test_progress_says_cloning_then_moves_on() -> None:
+    job = _job(phase="Pending")
+    job["spec"] = {"source": {"git": {"url": "https://git.example.com/g/p.git"}}}
+    running = _pod(initContainerStatuses=[{"name": "clone", "state": {"running": {}}}])
+    assert st.progress(job, running) == "cloning https://git.example.com/g/p.git"
+    done = _pod(
+        initContainerStatuses=[
+            {"name": "clone", "state": {"terminated": {"exitCode": 0}}},
+            {"name": "svc-0", "started": False, "state": {"running": {}}},
+        ]
+    )
+    assert st.progress(job, done) == "starting service svc-0 (postgres:11.7)"

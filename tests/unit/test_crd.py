@@ -93,6 +93,7 @@ def test_printer_columns() -> None:
         "Reason": (".status.reason", "string"),
         "Exit": (".status.exitCode", "integer"),
         "Image": (".status.images[0].image", "string"),
+        "Commit": (".status.shortCommit", "string"),
         "Age": (".metadata.creationTimestamp", "date"),
     }
     for name, (json_path, type_) in expected.items():
@@ -102,7 +103,7 @@ def test_printer_columns() -> None:
         # Shown by a plain `kubectl get cijobs`, not only with -o wide.
         assert by_name[name].get("priority", 0) == 0
     shown = [c["name"] for c in columns if c.get("priority", 0) == 0]
-    assert shown == ["Phase", "Reason", "Exit", "Image", "Age"]
+    assert shown == ["Phase", "Reason", "Exit", "Image", "Commit", "Age"]
 
 
 # -- structural schema -----------------------------------------------------------------------

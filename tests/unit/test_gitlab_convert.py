@@ -558,19 +558,55 @@ def test_variables_forms_and_job_wins(tmp_path: Path) -> None:
     assert result.warnings == []
 
 
-def test_git_variables_are_warned_about(tmp_path: Path) -> None:
+def test_git_variables_without_a_checkout_are_warned_about(tmp_path: Path) -> None:
     result = run(
         tmp_path,
         """\
         variables: {GIT_DEPTH: 10}
         job:
-          variables: {GIT_STRATEGY: none, GIT_SUBMODULE_STRATEGY: recursive}
+          variables: {GIT_SUBMODULE_STRATEGY: recursive}
+          script: [x]
+        none:
+          variables: {GIT_STRATEGY: none}
           script: [x]
         """,
     )
     msgs = messages(result)
-    assert len(msgs) == 3 and all("spec.source" in m for m in msgs), msgs
-    assert specs(result)["job"]["variables"]["GIT_STRATEGY"] == "none"
+    assert len(msgs) == 2 and all("no repository to clone" in m for m in msgs), msgs
+    assert any(m.startswith(".gitlab-ci.yml:1:") and "GIT_DEPTH" in m for m in msgs), msgs
+    assert "source" not in specs(result)["job"]
+    assert specs(result)["none"]["variables"]["GIT_STRATEGY"] == "none"
+
+
+CHECKOUT = {"url": "https://git.example.com/g/p.git", "commit": "a" * 40, "ref": "main"}
+
+
+def test_git_variables_map_onto_spec_source(tmp_path: Path) -> None:
+    (tmp_path / ".gitlab-ci.yml").write_text(
+        textwrap.dedent(
+            """\
+            variables: {GIT_DEPTH: "3"}
+            plain: {script: [x]}
+            deep:
+              variables: {GIT_DEPTH: "0", GIT_SUBMODULE_STRATEGY: normal, GIT_STRATEGY: fetch}
+              script: [x]
+            skip:
+              variables: {GIT_STRATEGY: none}
+              script: [x]
+            bad:
+              variables: {GIT_DEPTH: lots, GIT_SUBMODULE_STRATEGY: all}
+              script: [x]
+            """
+        )
+    )
+    result = convert(tmp_path / ".gitlab-ci.yml", checkout=CHECKOUT, name=".gitlab-ci.yml")
+    got = specs(result)
+    assert got["plain"]["source"] == {"git": {**CHECKOUT, "depth": 3}}
+    assert got["deep"]["source"] == {"git": {**CHECKOUT, "depth": 0, "submodules": "normal"}}
+    assert "source" not in got["skip"]
+    assert got["bad"]["source"] == {"git": CHECKOUT}
+    msgs = messages(result)
+    assert len(msgs) == 2 and all(m.startswith(".gitlab-ci.yml:10:") for m in msgs), msgs
 
 
 def test_stages_order_the_output(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ RETRYABLE_REASONS = [
     "PodDeleted",
     "OOMKilled",
     "ServiceNotReady",
+    "SourceFetchFailed",
 ]
 NOT_RETRYABLE = [
     "NoShell",

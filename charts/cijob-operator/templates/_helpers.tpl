@@ -75,6 +75,7 @@ in one namespace never share it. */}}
   "credentialHelperTimeoutSeconds" .Values.credentialHelperTimeoutSeconds
   "events" .Values.events
   "workers" (int .Values.workers)
+  "helperImage" (.Values.helperImage | default (include "cijob-operator.image" .))
 }}
 {{- with .Values.allowedPullPolicies }}
 {{- $_ := set $config "allowedPullPolicies" . }}

@@ -140,6 +140,7 @@ def crd() -> Schema:
                             "priority": 1,
                         },
                         {"name": "Image", "type": "string", "jsonPath": ".status.images[0].image"},
+                        {"name": "Commit", "type": "string", "jsonPath": ".status.shortCommit"},
                         {
                             "name": "Pod",
                             "type": "string",

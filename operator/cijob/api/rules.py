@@ -16,6 +16,13 @@ ALIASES = rf"^[\s,]*{DNS1123_LABEL}([\s,]+{DNS1123_LABEL})*[\s,]*$"
 DURATION = r"^\s*([0-9]+\s*(h|m|s)\s*)+$"
 PROJECT = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 MAX_IMAGE_LENGTH = 512
+# A URL git can fetch, with at most a user name before the host (a password belongs in the
+# Secret), or scp-like `user@host:path`.
+_GIT_HOST = r"([A-Za-z0-9._~-]+@)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
+GIT_URL = rf"^((https?|ssh|git)://{_GIT_HOST}(:[0-9]{{1,5}})?/[^\s]+|{_GIT_HOST}:(/?[^/\s])[^\s]*)$"
+# git check-ref-format's rules that a shell argument needs, and no leading '-' (an option).
+GIT_REF = r"^[^-\s~^:?*\[\\][^\s~^:?*\[\\]*$"
+GIT_COMMIT = r"^([0-9a-f]{40}|[0-9a-f]{64})$"
 
 IMAGE_MESSAGE = (
     "must be an image reference like ruby:2.6, registry.example.com:5000/group/image:tag "
@@ -123,6 +130,42 @@ def variables_from_source() -> Extra:
             },
         ]
     }
+
+
+def _matching(pattern: str, message: str, max_length: int | None = None, extra: str = "") -> Extra:
+    """A string field that must match `pattern` (and the CEL condition `extra`)."""
+    out: Extra = {
+        "x-kubernetes-validations": [
+            {"rule": f"self.matches(r'{pattern}')" + extra, "message": message}
+        ]
+    }
+    if max_length is not None:
+        out["maxLength"] = max_length
+    return out
+
+
+def git_url() -> Extra:
+    return _matching(
+        GIT_URL,
+        "must be an https://, http://, ssh:// or git:// URL, or scp-like user@host:path, "
+        "without a password (credentials go in secretRef)",
+        2048,
+    )
+
+
+def git_ref() -> Extra:
+    return _matching(
+        GIT_REF,
+        "must be a branch or tag name: no spaces, no leading '-', none of ~ ^ : ? * [ or "
+        "backslash, no '..' or '@{'",
+        255,
+        " && !self.contains('..') && !self.endsWith('/') && !self.endsWith('.lock') "
+        "&& !self.contains('@{')",
+    )
+
+
+def git_commit() -> Extra:
+    return _matching(GIT_COMMIT, "must be a full commit id: 40 or 64 lowercase hex characters")
 
 
 def int_or_string() -> Extra:

@@ -18,6 +18,7 @@ RetryReason = Literal[
     "PodDeleted",
     "OOMKilled",
     "ServiceNotReady",
+    "SourceFetchFailed",
 ]
 
 
@@ -178,6 +179,48 @@ class Resources(Model):
     limits: dict[str, Quantity] | None = Field(default=None, description="Resource limits.")
 
 
+class GitSource(Model):
+    """A git repository checked out into the working directory before anything else starts."""
+
+    url: str = Field(
+        description="Repository URL: https://, http://, ssh://, git://, or scp-like "
+        "`git@host:group/project.git`; never with a password (use `secretRef`).",
+        json_schema_extra=rules.git_url(),
+    )
+    ref: str | None = Field(
+        default=None,
+        description="Branch or tag to check out; the remote's HEAD when omitted.",
+        json_schema_extra=rules.git_ref(),
+    )
+    commit: str | None = Field(
+        default=None,
+        description="Exact commit (40 or 64 hex characters), checked out detached and verified.",
+        json_schema_extra=rules.git_commit(),
+    )
+    depth: int | None = Field(
+        default=None,
+        ge=0,
+        description="History depth to fetch (GIT_DEPTH); 0 fetches the full history. Default 20.",
+    )
+    submodules: Literal["none", "normal", "recursive"] | None = Field(
+        default=None,
+        description="Submodules to check out (GIT_SUBMODULE_STRATEGY): none (default), normal "
+        "or recursive.",
+    )
+    secretRef: LocalObjectReference | None = Field(
+        default=None,
+        description="A Secret in the job's namespace with the credentials: "
+        "kubernetes.io/basic-auth (`username`, `password` or `token`) or kubernetes.io/ssh-auth "
+        "(`ssh-privatekey`, `known_hosts`). Mounted into the clone container only.",
+    )
+
+
+class SourceSpec(Model):
+    """Where the job's code comes from."""
+
+    git: GitSource = Field(description="A git repository.")
+
+
 class CiJobSpec(Model):
     """One CI job: an image, its services, variables and scripts."""
 
@@ -220,10 +263,15 @@ class CiJobSpec(Model):
         description="Commands run after the script, even when it failed, in a new shell, "
         "limited to 5 minutes; their failure does not change the result.",
     )
+    source: SourceSpec | None = Field(
+        default=None,
+        description="The code to check out into `/builds/<project>` before the script runs "
+        "(by the `clone` init container); an empty directory when omitted.",
+    )
     project: str | None = Field(
         default=None,
-        description="Project path; the working directory is `/builds/<project>` "
-        "(`<namespace>/<name>` when omitted).",
+        description="Project path; the working directory is `/builds/<project>` (the "
+        "repository's path with `source`, else `<namespace>/<name>`, when omitted).",
         json_schema_extra=rules.project_path(),
     )
     timeout: str | None = Field(

@@ -70,7 +70,8 @@ class CiJobStatus(Model):
     reason: str | None = Field(
         default=None,
         description="Machine-readable reason: ScriptFailure, ImagePullFailed, Timeout, "
-        "PodEvicted, PodDeleted, OOMKilled, ServiceNotReady, NoShell, InvalidSpec, "
+        "PodEvicted, PodDeleted, OOMKilled, ServiceNotReady, NoShell, SourceFetchFailed, "
+        "InvalidSpec, "
         "InvalidAuthConfig, CredentialHelperFailed, PolicyViolation, Canceled.",
     )
     message: str | None = Field(default=None, description="Human-readable detail.")
@@ -98,6 +99,14 @@ class CiJobStatus(Model):
         default=None,
         description="Services of the current attempt that exited, were restarted or were "
         "OOM-killed; the job goes on without them, as GitLab's does.",
+    )
+    commit: str | None = Field(
+        default=None,
+        description="The commit the script ran on: what the clone container checked out "
+        "(spec.source).",
+    )
+    shortCommit: str | None = Field(
+        default=None, description="The first 8 characters of `commit` (CI_COMMIT_SHORT_SHA)."
     )
     attempts: list[AttemptStatus] | None = Field(
         default=None, description="Earlier attempts, oldest first."

@@ -28,15 +28,20 @@ def add(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def converted(file: str, jobs: list[str], strict: bool) -> Result | None:
+def converted(
+    file: str, jobs: list[str], strict: bool, checkout: dict[str, Any] | None = None
+) -> Result | None:
     """The conversion, its warnings (or errors, when strict) printed on stderr; None on error."""
     try:
         if file == "-":
             # stdin stands for a .gitlab-ci.yml in the current directory (for its includes)
             text = sys.stdin.read()
-            result = convert(Path.cwd() / STDIN_NAME, jobs or None, name="<stdin>", text=text)
+            result = convert(
+                Path.cwd() / STDIN_NAME, jobs or None, name="<stdin>", text=text,
+                checkout=checkout,
+            )  # fmt: skip
         else:
-            result = convert(Path(file), jobs or None, name=file)
+            result = convert(Path(file), jobs or None, name=file, checkout=checkout)
     except ConvertError as exc:
         print(f"cijob: {exc}", file=sys.stderr)
         return None

@@ -6,6 +6,7 @@ import argparse
 import copy
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -14,6 +15,7 @@ from kubernetes.config import ConfigException
 from cijob import api
 from cijob.cli import follow
 from cijob.cli import status as st
+from cijob.cli.checkout import local_checkout
 from cijob.cli.convert import converted
 from cijob.cli.follow import Fail, Out, api_message, follow_to_end, get_job, stream_log
 from cijob.cli.kubeopts import Kube, add_flags, connect
@@ -90,14 +92,16 @@ def _manifest_for_run(args: argparse.Namespace) -> Json:
         return docs[0]
     if not args.source or len(args.source) != 2:
         raise Fail("usage: cijob run -f job.yaml | cijob run .gitlab-ci.yml JOB")
-    result = converted(args.source[0], [args.source[1]], args.strict)
+    checkout = local_checkout(Path.cwd(), lambda line: print(f"cijob: {line}", file=sys.stderr))
+    result = converted(args.source[0], [args.source[1]], args.strict, checkout)
     if result is None or not result.manifests:
         raise Fail(f"{args.source[0]}: job {args.source[1]!r} was not converted")
-    print(
-        "cijob: note: the CRD has no spec.source yet: nothing is cloned, the script starts "
-        "in an empty /builds/<project>",
-        file=sys.stderr,
-    )
+    if checkout is None:
+        print(
+            "cijob: note: not in a git checkout with a remote: nothing is cloned, the script "
+            "starts in an empty /builds/<project>",
+            file=sys.stderr,
+        )
     return result.manifests[0]
 
 

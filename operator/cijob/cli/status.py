@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from cijob.render.pod import BUILD_CONTAINER
+from cijob.source.render import CLONE_CONTAINER
 
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 # Exit code of a failure that is not the script's own (the pod, the image, the spec, ...).
@@ -86,6 +87,18 @@ def _waiting(c: Json) -> tuple[str, str] | None:
     return None
 
 
+def _cloning(c: Json, job: Json, image: str | None) -> str | None:
+    """What the clone init container is doing; None once it is done."""
+    state = c.get("state") or {}
+    if "terminated" in state:
+        return None
+    w = _waiting(c)
+    if w and w[0] != "PodInitializing":
+        return f"clone ({image}): {w[0]} {w[1]}".rstrip()
+    url = ((job.get("spec") or {}).get("source") or {}).get("git", {}).get("url")
+    return f"cloning {url}"
+
+
 def progress(job: Json, pod: Json | None) -> str | None:
     """One line saying what the job waits on now, or None when there is nothing to say."""
     status = job.get("status") or {}
@@ -105,6 +118,11 @@ def progress(job: Json, pod: Json | None) -> str | None:
         ]
     }
     for c in pstatus.get("initContainerStatuses") or []:
+        if c.get("name") == CLONE_CONTAINER:
+            line = _cloning(c, job, images.get(CLONE_CONTAINER))
+            if line is not None:
+                return line
+            continue
         w = _waiting(c)
         if w:
             return f"service {c['name']} ({images.get(c['name'])}): {w[0]} {w[1]}".rstrip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from cijob.gitlab.includes import load_with_includes
 from cijob.gitlab.names import JOB_ANNOTATION, object_name
 from cijob.gitlab.nodes import Map, Seq
 from cijob.gitlab.resolve import apply_extends, flatten, resolve_references
+from cijob.gitlab.source import git_source
 
 Manifest = dict[str, Any]
 
@@ -94,14 +96,6 @@ def _variables(ctx: fields.Ctx, config: Map, job: Map) -> dict[str, str]:
     inherited = {k: v for k, v in globals_.items() if _inherits(job, "variables", k)}
     own, _ = fields.variables(ctx, job.get("variables"), job.at("variables"))
     merged = {**inherited, **own}
-    for git in keywords.GIT_VARIABLES:
-        if git in merged:
-            where = _var_pos(job, git) if git in own else _var_pos(config, git)
-            ctx.warn(
-                where,
-                f"{git} is not carried out: the CRD has no spec.source yet, so "
-                "nothing is cloned (the variable is passed on as it is)",
-            )
     return merged
 
 
@@ -117,7 +111,12 @@ def _warn_keys(ctx: fields.Ctx, job: Map) -> None:
 
 
 def convert_job(
-    name: str, config: Map, stages: list[str], defaults: Map, warn: Any
+    name: str,
+    config: Map,
+    stages: list[str],
+    defaults: Map,
+    warn: Any,
+    checkout: Mapping[str, Any] | None = None,
 ) -> Manifest | None:
     """The CiJob of job `name` of a resolved config; None for a job the CiJob cannot run."""
     raw = config[name]
@@ -146,6 +145,14 @@ def convert_job(
         spec["services"] = fields.services(ctx, job["services"], job.at("services"), env)
     if env:
         spec["variables"] = env
+
+    def git_warn(variable: str, message: str) -> None:
+        own = isinstance(job.get("variables"), Map) and variable in job["variables"]
+        ctx.warn(_var_pos(job, variable) if own else _var_pos(config, variable), message)
+
+    source = git_source(env, checkout, git_warn)
+    if source is not None:
+        spec["source"] = source
     for key, target in (("before_script", "beforeScript"), ("script", "script"),
                         ("after_script", "afterScript")):  # fmt: skip
         if key in job:
@@ -189,10 +196,14 @@ def load(
 
 
 def convert(
-    path: Path, jobs: list[str] | None = None, name: str | None = None, text: str | None = None
+    path: Path,
+    jobs: list[str] | None = None,
+    name: str | None = None,
+    text: str | None = None,
+    checkout: Mapping[str, Any] | None = None,
 ) -> Result:
     """The CiJobs of `jobs` (default: every job) of the file at `path` (or of `text`, placed
-    at `path`), in stage order."""
+    at `path`), in stage order; with `checkout` ({url, commit}), each clones it."""
     config, warnings = load(path, name, text)
     result = Result(warnings=warnings)
 
@@ -221,7 +232,7 @@ def convert(
         names = [n for n in names if n in jobs]
     converted = []
     for job in names:
-        manifest = convert_job(job, config, stages, defaults, warn)
+        manifest = convert_job(job, config, stages, defaults, warn, checkout)
         if manifest is None and jobs:
             raise ConvertError(config.at(job), f"job {job!r} has no script for a pod to run")
         if manifest is not None:

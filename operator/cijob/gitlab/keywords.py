@@ -73,6 +73,4 @@ NOT_CARRIED: dict[str, str] = {
     "trigger": "child and multi-project pipelines are not run",
     "when": "jobs run when applied",
 }
-# Variables that drive GitLab Runner's checkout, which needs spec.source in the CRD.
-GIT_VARIABLES = ("GIT_STRATEGY", "GIT_DEPTH", "GIT_SUBMODULE_STRATEGY")
 PULL_POLICIES = ("always", "if-not-present", "never")

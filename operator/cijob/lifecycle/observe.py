@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from cijob.render import names
 from cijob.render.pod import BUILD_CONTAINER
+from cijob.source import observe as source
 
 Pod = Mapping[str, Any]
 
@@ -44,6 +45,8 @@ class Observation:
     log_tail: str | None = None
     # status.services: the service sidecars that failed (cijob.services.watch).
     services: list[dict[str, Any]] | None = None
+    # The commit the clone container checked out (spec.source), once the script runs on it.
+    commit: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -247,6 +250,13 @@ def stopping(pod: Pod) -> bool:
 
 def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation:
     """The attempt's state from its pod, the way the kubelet reported it."""
+    obs = _observe_pod(pod, now, image_pull_grace)
+    commit = source.checked_out(pod)
+    # Pending has no commit yet: it rides on the Running write, never a write of its own.
+    return replace(obs, commit=commit) if commit and obs.phase != "Pending" else obs
+
+
+def _observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation:
     stopped = _stopped(pod)
     if stopped is not None:
         return stopped
@@ -265,6 +275,14 @@ def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation
             start_time=status.get("startTime"),
             images=images(pod),
         )
+    fetch = source.fetch_failure(pod)
+    if fetch is not None:
+        finished = fetch[1] or now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        start = status.get("startTime")
+        return Observation(
+            "Failed", "SourceFetchFailed", fetch[0], start_time=start,
+            completion_time=finished, images=images(pod),
+        )  # fmt: skip
     done = _terminated(pod, now)
     if done is not None:
         return done

@@ -24,6 +24,7 @@ _COMPARED = (
     "podName",
     "images",
     "services",
+    "commit",
     "attempts",
     "attemptStartTime",
     "completionTime",
@@ -73,6 +74,7 @@ def build(
     waiting: bool = False,
     log_tail: str | None = None,
     services: list[dict[str, Any]] | None = None,
+    commit: str | None = None,
 ) -> Status:
     """A whole new status; `None` values are written as null so merge patches clear them.
 
@@ -88,6 +90,7 @@ def build(
         "attempt": attempt if attempt is not None else old.get("attempt"),
         "podName": pod_name if pod_name is not None else old.get("podName"),
         "images": images if images is not None else old.get("images"),
+        "commit": commit or old.get("commit"),
         "startTime": old.get("startTime") or start_time or timestamp(now),
         "completionTime": completion_time
         if completion_time or phase not in TERMINAL
@@ -98,6 +101,7 @@ def build(
         "attemptStartTime": attempt_start_time,
         "observedGeneration": generation,
     }
+    status["shortCommit"] = status["commit"][:8] if status["commit"] else None
     if phase not in TERMINAL:
         status["completionTime"] = None
     condition = _condition(phase, reason, message, generation, now)
@@ -151,6 +155,7 @@ def from_observation(
         completion_time=obs.completion_time,
         attempt_start_time=obs.start_time,
         log_tail=obs.log_tail,
+        commit=obs.commit,
         # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
         waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
     )

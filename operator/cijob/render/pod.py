@@ -15,6 +15,7 @@ from cijob.images import InvalidImageReference, derived_hostnames, is_dns1123_la
 from cijob.job import Job
 from cijob.render import expand, names, predefined, script
 from cijob.services import probes
+from cijob.source import render as checkout
 
 BUILDS_DIR = "/builds"
 BUILD_CONTAINER = "build"
@@ -100,7 +101,7 @@ def _without_credentials(variables: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def project_dir(job: Job) -> str:
-    return f"{BUILDS_DIR}/{job.spec.project or f'{job.namespace}/{job.name}'}"
+    return f"{BUILDS_DIR}/{checkout.project_path(job)}"
 
 
 def _literal(value: str) -> str:
@@ -152,7 +153,7 @@ def _service_containers(
     service_ports: Mapping[str, Sequence[int]],
 ) -> list[Manifest]:
     containers = []
-    used = {BUILD_CONTAINER}
+    used = {BUILD_CONTAINER, checkout.CLONE_CONTAINER}
     for i, (field, svc) in enumerate(services):
         _check_image(f"{field}.name", svc.name, config)
         own = _without_credentials(svc.variables)
@@ -243,6 +244,7 @@ def get_pod(
         timeout_seconds=timeout,
         started_at=started_at,
     )
+    ci_env.update(checkout.variables(job))
     # Image names may refer to the job's variables; CI_JOB_IMAGE is the name once expanded.
     named = predefined.expander({**job_vars, **ci_env}, env_refs, env_from)
     image = _image_of(job, config)
@@ -258,6 +260,7 @@ def get_pod(
     expander = predefined.expander(known, env_refs, env_from)
     job_env = {k: expander.env_value(v) for k, v in known.items()}
     build_env = {
+        **checkout.build_env(job),
         **job_env,
         script.SCRIPT_ENV: _literal(script.build_script(spec.beforeScript or [], spec.script)),
         script.AFTER_SCRIPT_ENV: _literal(script.after_script(spec.afterScript or [])),
@@ -292,7 +295,7 @@ def get_pod(
         # Service links would add an env var per Service of the namespace to every job.
         "enableServiceLinks": False,
         "containers": [build],
-        "volumes": [{"name": "builds", "emptyDir": {}}],
+        "volumes": [{"name": "builds", "emptyDir": {}}, *checkout.volumes(job)],
     }
     if spec.afterScript:
         # A stopped attempt gets SIGTERM, then SIGKILL after the grace period: the launcher
@@ -301,8 +304,11 @@ def get_pod(
             config.afterScriptTimeoutSeconds + AFTER_SCRIPT_GRACE_MARGIN_SECONDS
         )
     sidecars = _service_containers(services, known, env_refs, env_from, config, service_ports or {})
+    clone = checkout.clone_container(job, config, workdir)
+    if clone is not None or sidecars:
+        # the checkout comes first: an init container the services start after
+        pod_spec["initContainers"] = [*([clone] if clone else []), *sidecars]
     if sidecars:
-        pod_spec["initContainers"] = sidecars
         pod_spec["hostAliases"] = _host_aliases(services)
     pull_secrets = [s.name for s in spec.imagePullSecrets or []]
     if pull_secret and pull_secret not in pull_secrets:

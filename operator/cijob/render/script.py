@@ -18,7 +18,11 @@ AFTER_SCRIPT_TIMEOUT_ENV = "CIJOB_AFTER_SCRIPT_TIMEOUT"
 # period) stops the script's processes, which share the launcher's process group, and still
 # runs after_script, as GitLab does since 17.0. CI_JOB_STATUS is success, failed or canceled
 # inside after_script, as GitLab sets it.
+#
+# With spec.source, the clone container leaves the commit's variables (CI_COMMIT_SHA, ...) in a
+# file of the shared /builds volume that $CIJOB_SOURCE_ENV names; the launcher sources it.
 LAUNCHER = f"""\
+if [ -n "${{CIJOB_SOURCE_ENV:-}}" ] && [ -r "$CIJOB_SOURCE_ENV" ]; then . "$CIJOB_SOURCE_ENV"; fi
 CIJOB_SHELL=sh
 for cijob_s in /usr/local/bin/bash /usr/bin/bash /bin/bash; do
   if [ -x "$cijob_s" ]; then CIJOB_SHELL=$cijob_s; break; fi
