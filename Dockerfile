@@ -17,28 +17,25 @@
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS build
+# The stages are ordered for a builder's layer cache: the locked dependencies and the runtime
+# (`deps`, `runtime`) do not depend on the operator's code, so a change of the code rebuilds
+# only its wheel (`build`) and the last stage's few steps.
+FROM ${PYTHON_IMAGE} AS deps
 
-# The build backend (pyproject.toml: setuptools>=68), pinned too.
-ARG SETUPTOOLS_VERSION=80.9.0
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
-RUN pip install "setuptools==${SETUPTOOLS_VERSION}"
-COPY pyproject.toml README.md requirements.lock ./
-COPY operator/ operator/
-# The operator's wheel, then a pip-less virtual environment with the wheel and exactly the
-# locked versions of its dependencies (binary wheels only: no compiler in the image).
-RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
-    && python -m venv --without-pip /opt/cijob \
+COPY requirements.lock ./
+# A pip-less virtual environment with exactly the locked versions of the dependencies (binary
+# wheels only: no compiler in the image).
+RUN python -m venv --without-pip /opt/cijob \
     && pip --python /opt/cijob/bin/python install --only-binary=:all: \
-        --constraint requirements.lock /wheels/*.whl \
-    && /opt/cijob/bin/cijob --help >/dev/null
+        --requirement requirements.lock
 
 # ---------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE} AS runtime
 
 # Space- or comma-separated names of Docker credential helpers to install, each giving
 # `docker-credential-<name>` on the PATH. Known: ecr-login (Debian's
@@ -68,7 +65,35 @@ RUN set -eu; \
     useradd --system --uid 10001 --gid 10001 --home-dir /home/cijob --create-home \
         --shell /usr/sbin/nologin cijob
 
-COPY --from=build /opt/cijob /opt/cijob
+COPY --from=deps /opt/cijob /opt/cijob
+
+# ---------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS build
+
+# The build backend (pyproject.toml: setuptools>=68), pinned too.
+ARG SETUPTOOLS_VERSION=80.9.0
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /src
+RUN pip install "setuptools==${SETUPTOOLS_VERSION}"
+COPY pyproject.toml README.md requirements.lock ./
+COPY operator/ operator/
+RUN pip wheel --no-deps --no-build-isolation --wheel-dir /src/wheels .
+
+# ---------------------------------------------------------------------------------------------
+FROM runtime
+
+# The operator's wheel, installed with no index: its dependencies must be the locked ones
+# already there, or the build fails.
+COPY --from=build /src/requirements.lock /src/wheels/ /tmp/cijob-wheel/
+RUN cd /tmp/cijob-wheel \
+    && PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+        pip --python /opt/cijob/bin/python install --no-index \
+        --constraint requirements.lock ./*.whl \
+    && rm -rf /tmp/cijob-wheel \
+    && /opt/cijob/bin/cijob --help >/dev/null
 
 ENV PATH=/opt/cijob/bin:${PATH} \
     HOME=/home/cijob \

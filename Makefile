@@ -45,9 +45,12 @@ unit: venv
 
 # Every test: lint, unit tests and the integration tests against the real control plane,
 # the real-node tests included (they fail where the node cannot run;
-# PYTEST_ARGS='-m "not realnode"' deselects them).
+# PYTEST_ARGS='-m "not realnode"' deselects them). PYTEST_WORKERS pytest-xdist workers, each
+# on a control plane of its own (docs/testing.md); 0, the default for now: one process (two
+# workers still let real-node tests of one group reach both, see there).
+PYTEST_WORKERS ?= 0
 test: venv testground lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Starts the embedded control plane, runs the operator and the seed's examples, shows progress.
 # DEMO_ARGS=--use-current-context uses the cluster of $KUBECONFIG instead.

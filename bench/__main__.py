@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
@@ -62,14 +63,57 @@ def cijob_watches(api: Api, ns: str, pods: load.Times, jobs: load.Times) -> list
     ]
 
 
-def start_operator(kubeconfig: str, ns: str, work: Path) -> Operator:
-    return Operator(kubeconfig, [ns], work / ns, log_level="warning").start()
+def start_operator(
+    kubeconfig: str, ns: str, work: Path, settings: dict[str, Any] | None = None
+) -> Operator:
+    return Operator(kubeconfig, [ns], work / ns, settings=settings, log_level="warning").start()
 
 
-async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str, Any]:
-    """N CiJobs created as fast as a client can: until every pod exists, every job Succeeded."""
-    ns = await namespace(api, "bench-cijob")
-    op = start_operator(kubeconfig, ns, work)
+# How often the throughput run scrapes the operator's /metrics: far more often than a
+# Prometheus would (15-60 s), so what serving costs shows in the CPU per job.
+SCRAPE_SECONDS = 1.0
+
+
+# Scrapes in a row, once the jobs are done, to time one scrape alone.
+TIMED_SCRAPES = 50
+
+
+def scrape(port: int) -> int:
+    """One GET /metrics; the size of the answer."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        return len(r.read())
+
+
+async def scrape_forever(port: int, sizes: list[int]) -> None:
+    """GET /metrics every SCRAPE_SECONDS, as Prometheus would; each answer's size noted."""
+    while True:
+        sizes.append(await asyncio.to_thread(scrape, port))
+        await asyncio.sleep(SCRAPE_SECONDS)
+
+
+async def cpu_per_scrape(op: Operator) -> float:
+    """The operator's CPU seconds for one scrape: TIMED_SCRAPES in a row, less its idle rate."""
+    pid = op.proc.pid  # type: ignore[union-attr]
+    before, t0 = probes.proc_stats(pid).cpu_seconds, time.monotonic()
+    await asyncio.sleep(2.0)
+    idle = (probes.proc_stats(pid).cpu_seconds - before) / (time.monotonic() - t0)
+    before, t0 = probes.proc_stats(pid).cpu_seconds, time.monotonic()
+    for _ in range(TIMED_SCRAPES):
+        await asyncio.to_thread(scrape, op.port)
+    busy = probes.proc_stats(pid).cpu_seconds - before - idle * (time.monotonic() - t0)
+    return max(busy, 0.0) / TIMED_SCRAPES
+
+
+async def run_cijobs(
+    api: Api, kubeconfig: str, n: int, work: Path, metrics: bool = True
+) -> dict[str, Any]:
+    """N CiJobs created as fast as a client can: until every pod exists, every job Succeeded.
+    With `metrics`, the operator counts them and its /metrics is scraped all along; without,
+    it counts nothing (`metrics.enabled: false`)."""
+    ns = await namespace(api, "bench-cijob" if metrics else "bench-nometrics")
+    op = start_operator(kubeconfig, ns, work, {"metrics": {"enabled": metrics}})
+    sizes: list[int] = []
+    scraper = asyncio.create_task(scrape_forever(op.port, sizes)) if metrics else None
     try:
         before_cpu = probes.proc_stats(op.proc.pid).cpu_seconds  # type: ignore[union-attr]
         before = await probes.requests(api)
@@ -89,7 +133,12 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
         await asyncio.sleep(1.0)  # late writes (there should be none) still count
         delta = (await probes.requests(api)).since(before)
         stats = probes.proc_stats(op.proc.pid)  # type: ignore[union-attr]
+        if scraper is not None:
+            scraper.cancel()
         return {
+            "scrape_s": await cpu_per_scrape(op) if metrics else 0.0,
+            "scrapes": len(sizes),
+            "scrape_kb": max(sizes, default=0) / 1024,
             "ns": ns,
             "pods_s": t_pods - t0,
             "done_s": t_done - t0,
@@ -98,6 +147,9 @@ async def run_cijobs(api: Api, kubeconfig: str, n: int, work: Path) -> dict[str,
             "peak_rss_mb": stats.peak_rss_mb,
         }
     finally:
+        if scraper is not None:
+            scraper.cancel()
+            await asyncio.gather(scraper, return_exceptions=True)
         op.stop()
 
 
@@ -328,6 +380,8 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
         idle = await idle_cpu(*SERVER)
         say(f"throughput: {n} CiJobs through the operator")
         op = await guarded(with_cpu(run_cijobs(api, kubeconfig, n, work), n, idle, *SERVER), sim)
+        say(f"throughput: the same {n} CiJobs, the operator's metrics off")
+        no_metrics = await guarded(run_cijobs(api, kubeconfig, n, work, metrics=False), sim)
         say(
             f"throughput: {n} batch/v1 Jobs, Job controller at its default client limits "
             "(20 QPS, burst 30)"
@@ -410,6 +464,15 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
             f"(operator's limits) {jc_same['cpu_ms']:.2f}; ceiling {ceiling['cpu_ms']:.2f}, "
             f"with the operator's pods {own_pods['cpu_ms']:.2f}",
         )
+        cost = (op["cpu_per_job"] - no_metrics["cpu_per_job"]) * 1000
+        row(
+            "operator CPU per job ms, metrics off",
+            f"{no_metrics['cpu_per_job'] * 1000:.2f}",
+            f"metrics on (above) cost {cost:+.2f} ms per job; /metrics scraped every "
+            f"{SCRAPE_SECONDS:g} s: {op['scrapes']} scrapes of up to {op['scrape_kb']:.0f} KB, "
+            f"{op['scrape_s'] * 1000:.2f} ms of operator CPU each; API writes per job "
+            f"{attribution.per_job(attribution.writes(no_metrics['delta'].operator), n):.2f}",
+        )
         row("operator peak RSS MB (throughput run)", f"{op['peak_rss_mb']:.0f}")
 
         say(f"scale: {args.scale} CiJobs stored, then a fresh operator over them")
@@ -455,6 +518,7 @@ async def main_async(args: argparse.Namespace, state: cluster.State) -> int:
     print(f"throughput ratio operator/ceiling: {ceiling['done_s'] / op['done_s']:.2f}")
     print(f"p99 create->pod at {p99_rate:g}/s ms: {p99:.0f}")
     print(f"api writes per job: {per_job_writes:.2f}")
+    print(f"metrics cost operator CPU ms per job: {cost:.2f}")
     print(f"rss MB at {args.scale} cijobs: {scale['rss_mb']:.0f}")
     return 0
 

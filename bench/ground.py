@@ -28,13 +28,7 @@ TOKEN_SECONDS = 24 * 3600
 
 def up(echo: cluster.Echo) -> cluster.State:
     """Starts the benchmark's control plane; refuses if one is already up in its directory."""
-    layout = cluster.Layout(ROOT_DIR)
-    ROOT_DIR.mkdir(parents=True, exist_ok=True)
-    # The checkout's binaries (`make testground`), linked: Layout looks for them under its root.
-    if layout.bin.is_symlink():
-        layout.bin.unlink()
-    if not layout.bin.exists():
-        layout.bin.symlink_to(cluster.Layout(cluster.default_root()).bin)
+    cluster.beside(ROOT_DIR)
     state, started = cluster.up(ROOT_DIR, echo)
     if not started:
         raise cluster.ClusterError(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
 from kubernetes import client, config
 
 from integration.support import fresh_namespace
@@ -22,6 +23,10 @@ from testground.plans import Behaviour
 from testground.waits import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
+# No timing assertions (speed is `make bench`'s): hypothesis's 200 ms per example is one, and
+# fails on a loaded machine with two workers.
+settings.register_profile("cijob", deadline=None)
+settings.load_profile("cijob")
 # The namespaces this session made: the session's kubelet simulator runs only their pods.
 SESSION_NAMESPACES: set[str] = set()
 CRD_DIR = REPO / "crds"
@@ -38,12 +43,45 @@ class Cluster:
     started: bool  # whether this session started it (and so stops it)
 
 
+# What the machine has one of (the real node's bridge, registry port and 10.96.0.1 link): the
+# tests marked so run in one pytest-xdist worker, one after another (`make test` runs
+# `--dist loadgroup`); the group is added here, so a new such test needs only its mark.
+MACHINE_WIDE = ("realnode",)
+MACHINE_GROUP = "machine-wide"
+
+
+def _workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers run this session (0 without xdist)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return int(workerinput["workercount"])
+    n = getattr(config.option, "numprocesses", None)
+    return n if isinstance(n, int) else (2 if n else 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CIJOB_TEST_KUBECONFIG") and _workers(config) > 1:
+        raise pytest.UsageError(
+            "CIJOB_TEST_KUBECONFIG names one cluster, whose kubelet simulator one session "
+            "plays: run with -n 0 (make test PYTEST_WORKERS=0)"
+        )
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and _workers(config) > 1:
+        # Each worker its own control plane, beside the checkout's, on the same binaries.
+        root = testground.default_root() / "workers" / str(workerinput["workerid"])
+        testground.beside(root)
+        os.environ["CIJOB_TESTGROUND_DIR"] = str(root)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Everything under tests/integration needs the control plane; mark it so `-m "not cluster"`
     # selects the unit tests alone.
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.cluster)
+        if any(item.get_closest_marker(name) for name in MACHINE_WIDE):
+            item.add_marker(pytest.mark.xdist_group(MACHINE_GROUP))
 
 
 def _running_testground(kubeconfig: str) -> bool:
@@ -53,7 +91,7 @@ def _running_testground(kubeconfig: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster(pytestconfig: pytest.Config) -> Iterator[Cluster]:
     """The test control plane: reused when $CIJOB_TEST_KUBECONFIG is set or $KUBECONFIG is a
     running test ground's, else started now and stopped at the end of the session."""
     bin_dir = testground.default_root() / "bin"
@@ -62,7 +100,8 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(Path(explicit), bin_dir, started=False)
         return
     env = os.environ.get("KUBECONFIG")
-    if env and _running_testground(env):
+    # Workers of one session each start their own (two simulators cannot share a node).
+    if env and _workers(pytestconfig) <= 1 and _running_testground(env):
         yield Cluster(Path(env).resolve(), Path(env).resolve().parent / "bin", started=False)
         return
     try:

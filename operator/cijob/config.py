@@ -45,6 +45,18 @@ class Defaults(BaseModel):
         return value
 
 
+class MetricsConfig(BaseModel):
+    """GET /metrics on the health port (docs/metrics.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Count and serve the metrics.")
+    namespaceLabel: bool = Field(
+        default=False,
+        description="Add a `namespace` label to the job metrics (one series per namespace).",
+    )
+
+
 class OperatorConfig(BaseModel):
     """Everything the operator is told; read from a YAML/JSON file or the environment."""
 
@@ -100,6 +112,13 @@ class OperatorConfig(BaseModel):
         ge=1,
         le=512,
         description="Jobs reconciled at once; the API client keeps twice as many connections.",
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    maxRunningJobsPerNamespace: int | None = Field(
+        default=None,
+        ge=1,
+        description="Jobs of one namespace that may have an attempt at once; further ones stay "
+        "Pending, first come first served (docs/lifecycle.md). None: no limit.",
     )
 
 

@@ -12,11 +12,14 @@ import aiohttp
 from kubernetes.aio import client
 
 from cijob import api
+from cijob.metrics import DISABLED, Metrics
 from cijob.ownership import is_controlled_by
+from cijob.render import names
 
 Manifest = Mapping[str, Any]
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
 class KubeError(Exception):
@@ -61,13 +64,17 @@ class Kube:
     """The API calls, each returning plain JSON data (no model objects on the hot path).
 
     `fence`, when given, is asked before every write: a replica that may have lost the
-    leader Lease sends nothing (see leader.py)."""
+    leader Lease sends nothing (see leader.py). Every request sent is counted in `metrics`."""
 
     def __init__(
-        self, api_client: client.ApiClient, fence: Callable[[], bool] | None = None
+        self,
+        api_client: client.ApiClient,
+        fence: Callable[[], bool] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = api_client
         self.fence = fence
+        self.metrics = metrics or DISABLED
 
     async def _request(
         self, method: str, path: str, body: Any = None, content_type: str = JSON
@@ -89,9 +96,12 @@ class Kube:
             response = await self.client.call_api(
                 method, url, headers, body, _preload_content=False
             )
-            return response.status, await response.read()  # type: ignore[no-untyped-call]
+            data = await response.read()  # type: ignore[no-untyped-call]
         except (TimeoutError, aiohttp.ClientError) as exc:
+            self.metrics.api_request(method, path, 0)
             raise KubeError(f"{method} {path}", 0, f"no answer: {exc!r}") from None
+        self.metrics.api_request(method, path, response.status)
+        return response.status, data
 
     async def create_pod(self, namespace: str, pod: Manifest) -> tuple[bool, dict[str, Any] | None]:
         """(True, the pod) when created; (False, the pod holding the name) on a conflict,
@@ -103,12 +113,16 @@ class Kube:
         result: dict[str, Any] = _json(f"create pod {name}", status, body)
         return True, result
 
-    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        status, body = await self._request("GET", f"{_pods(namespace)}/{name}")
+    async def _read(self, what: str, path: str) -> dict[str, Any] | None:
+        """One object, or None when the API server has none at `path`."""
+        status, body = await self._request("GET", path)
         if status == 404:
             return None
-        result: dict[str, Any] = _json(f"read pod {name}", status, body)
+        result: dict[str, Any] = _json(f"read {what}", status, body)
         return result
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._read(f"pod {name}", f"{_pods(namespace)}/{name}")
 
     async def stop_pod(
         self, namespace: str, name: str, uid: str, annotations: Mapping[str, str]
@@ -125,11 +139,28 @@ class Kube:
         )
         _json(f"stop pod {name}", status, body, ok=(200, 404, 409))
 
+    async def release_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Removes the tracking finalizer, and only it, from the pod with this uid: a strategic
+        merge patch deletes the one entry, whatever other finalizers the pod carries."""
+        patch = {
+            "metadata": {
+                "uid": uid,
+                "$deleteFromPrimitiveList/finalizers": [names.TRACKING_FINALIZER],
+            }
+        }
+        status, body = await self._request(
+            "PATCH", f"{_pods(namespace)}/{name}", patch, STRATEGIC_PATCH
+        )
+        _json(f"release pod {name}", status, body, ok=(200, 404, 409))
+
     async def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Deletes the pod with this uid only (a precondition), never another of its name."""
         options = {"preconditions": {"uid": uid}}
         status, body = await self._request("DELETE", f"{_pods(namespace)}/{name}", options)
         _json(f"delete pod {name}", status, body, ok=(200, 202, 404, 409))
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._read(f"CiJob {name}", f"{_cijobs(namespace)}/{name}")
 
     async def patch_status(self, namespace: str, name: str, uid: str, status: Manifest) -> None:
         code, body = await self._request(

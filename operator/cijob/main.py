@@ -24,6 +24,7 @@ from cijob.health import serve_health, task_alive
 from cijob.kopf_settings import configure
 from cijob.kube import Kube
 from cijob.leader import Elector, Ended
+from cijob.metrics import Metrics
 from cijob.reconcile import Reconciler
 
 log = logging.getLogger("cijob")
@@ -44,7 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="namespace to watch (repeat for several); all namespaces when none is given",
     )
     p.add_argument("--kubeconfig", help="kubeconfig file; else $KUBECONFIG or in-cluster")
-    p.add_argument("--health-port", type=int, default=8080, help="port of GET /healthz")
+    p.add_argument(
+        "--health-port", type=int, default=8080, help="port of GET /healthz and GET /metrics"
+    )
     p.add_argument("--health-host", default="0.0.0.0", help="address of the health endpoint")
     p.add_argument(
         "--leader-elect",
@@ -148,13 +151,15 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> int:
         else None
     )
     namespaces = args.namespace or operator_config.namespaces
-    kube = Kube(api_client, fence=elector.holds if elector is not None else None)
+    metrics = Metrics(operator_config.metrics.enabled, operator_config.metrics.namespaceLabel)
+    kube = Kube(api_client, fence=elector.holds if elector is not None else None, metrics=metrics)
     events = EventPoster(kube)
     reconciler = Reconciler(
         kube,
         operator_config,
         events if operator_config.events else (lambda *_: None),
         namespaces=namespaces,
+        metrics=metrics,
     )
     registry = kopf.OperatorRegistry()
     register(registry, reconciler)
@@ -188,13 +193,14 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> int:
     # pass its probes while it waits for the Lease.
     running: list[asyncio.Task[None]] = []
     runner = await serve_health(
-        args.health_host, args.health_port, lambda: all(task_alive(t) for t in running)
+        args.health_host, args.health_port, lambda: all(task_alive(t) for t in running), metrics
     )
 
     async def operate() -> None:
         task = asyncio.current_task()
         if task is not None:
             running.append(task)
+        metrics.leader.set(1)
         workers.append(asyncio.create_task(reconciler.work(), name="cijob workers"))
         running.extend(workers)
         operator = asyncio.create_task(
@@ -214,6 +220,7 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> int:
             operator.result()
             stop.set()  # kopf returns only when told to stop (by `stop` or its own signals)
         finally:
+            metrics.leader.set(0)
             await stop_workers()  # kopf runs no cleanup handlers when it is cancelled
             operator.cancel()
             await asyncio.gather(operator, return_exceptions=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,8 +25,10 @@ from cijob.kube import Kube, KubeError, NameTaken, NotLeader
 from cijob.lifecycle import status as st
 from cijob.lifecycle.limits import within_limits
 from cijob.lifecycle.observe import Observation, done, observe_pod, parse_time, started, stopping
+from cijob.lifecycle.queueing import HELD_REASON, Jobs, Line, held_message
 from cijob.lifecycle.refusals import classify
 from cijob.lifecycle.retry import should_retry
+from cijob.metrics import DISABLED, Metrics
 from cijob.ownership import describe, held_by_a_cijob, is_controlled_by
 from cijob.render import names
 from cijob.render.pod import get_pod, images_of
@@ -33,6 +36,7 @@ from cijob.services.lookup import PortLookup
 from cijob.services.watch import failure_events, observe_services
 from cijob.source.secret import check_source_secret
 from cijob.timers import Backoff, Timers
+from cijob.tracking import ENDED, Tracking
 from cijob.workqueue import WorkQueue
 
 log = logging.getLogger("cijob")
@@ -66,10 +70,17 @@ class Reconciler:
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff[Key] = field(default_factory=Backoff)
     ports: PortLookup = field(default_factory=PortLookup)
+    metrics: Metrics = DISABLED
+    tracking: Tracking = field(default_factory=Tracking)
     timers: Timers[Key] = field(init=False)
+    line: Line = field(init=False)
 
     def __post_init__(self) -> None:
         self.timers = Timers(self.queue.add)
+        self.line = Line(self.config.maxRunningJobsPerNamespace)
+        if self.metrics.enabled:
+            self.queue.on_taken = self.metrics.queued
+            self.metrics.watch(lambda: self.queue.depth, lambda: len(self.line.held))
 
     # -- what the watches show -------------------------------------------------------------
 
@@ -88,10 +99,14 @@ class Reconciler:
         key = self.cache.pod_seen(event_type, body)
         if key is not None:
             self.queue.add(key)
+        held = self.tracking.pod_seen(event_type, body)
+        if held is not None:
+            self.queue.add(held)
 
     def _drop(self, key: Key) -> None:
         self.timers.cancel(key)
         self.backoff.forget(key)
+        self._free_slot(key)
 
     # -- the workers -----------------------------------------------------------------------
 
@@ -110,11 +125,13 @@ class Reconciler:
             await self._process(key)
 
     async def _process(self, key: Key) -> None:
+        began, failed = time.perf_counter(), False
         try:
             await self.reconcile(key)
         except NotLeader:
             log.info("not reconciling CiJob %s/%s: this replica no longer leads", *key)
         except Exception as exc:
+            failed = True
             delay = self.backoff.when(key)
             log.warning(
                 "reconciling CiJob %s/%s failed, again in %.1f s: %s",
@@ -126,6 +143,7 @@ class Reconciler:
             self.timers.schedule(key, delay)
         finally:
             self.queue.done(key)
+            self.metrics.reconciled(time.perf_counter() - began, failed)
 
     async def _resync_forever(self) -> None:
         while True:
@@ -153,6 +171,7 @@ class Reconciler:
     async def reconcile(self, key: Key) -> None:
         body = self.cache.jobs.get(key)
         if body is None:
+            await self._release(key)  # pods of a job that ended or went
             return
         try:
             await self._reconcile(key, body)
@@ -165,9 +184,26 @@ class Reconciler:
             # ttlSecondsAfterFinished can still need the job, and only for its timer.
             self.timers.cancel(key)
             self.backoff.forget(key)
+            self._free_slot(key)
             await self._expire(key, body, status, _now())
             if key not in self.timers:
                 self.cache.forget(key, body)
+        await self._release(key)
+
+    async def _release(self, key: Key) -> None:
+        """Lets the deleted pods of `key` go once their attempts are in the status."""
+        if key not in self.tracking:
+            return
+        body = self.cache.jobs.get(key)
+
+        def known(uid: str) -> Body | None:
+            if uid in self.cache.finished:
+                return ENDED
+            if body is not None and body["metadata"].get("uid") == uid:
+                return self.cache.status(body)
+            return None
+
+        await self.tracking.release(self.kube, key, known)
 
     async def _reconcile(self, key: Key, body: Body) -> None:
         status = self.cache.status(body)
@@ -194,6 +230,8 @@ class Reconciler:
                 await self._stop(job, pod, record.get("reason") or "Retrying", "retried")
                 self.timers.schedule(key, STOP_RECHECK_SECONDS)
                 return
+            if attempt == 0 and await self._held(key, body, status):
+                return
             await self._start(key, body, job, status, attempt + 1, now)
             return
         obs = (
@@ -202,8 +240,7 @@ class Reconciler:
             else Observation("Failed", "PodDeleted", "the pod was deleted before the job finished")
         )
         if pod is not None:
-            timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
-            obs = within_limits(pod, obs, timeout, self.config.pendingTimeoutSeconds, now)
+            pod, obs = await self._limited(job, pod, obs, now, status)
             obs = observe_services(pod, obs, self.config.servicesWaitTimeoutSeconds, now)
         if not obs.terminal:
             new = st.from_observation(status, obs, job.generation, now)
@@ -242,6 +279,23 @@ class Reconciler:
         await self._write(
             body, status, new, failure_events(status.get("services"), new["services"])
         )
+
+    async def _limited(
+        self, job: Job, pod: Body, obs: Observation, now: datetime, status: Mapping[str, Any]
+    ) -> tuple[Body, Observation]:
+        """The attempt's limits applied. Where the clock, not the pod, ends the attempt, the
+        pod is read afresh first: a watch lagging behind an overloaded API server may not show
+        yet that it has ended (a green job reported Timeout, in the chaos suite)."""
+        timeout = parse_duration(job.spec.timeout or self.config.defaults.timeout)
+        bound = self.config.pendingTimeoutSeconds
+        limited = within_limits(pod, obs, timeout, bound, now, status)
+        if obs.terminal or not limited.terminal:
+            return pod, limited
+        fresh = await self.kube.get_pod(job.namespace, pod["metadata"]["name"])
+        if fresh is None or fresh["metadata"].get("uid") != pod["metadata"].get("uid"):
+            return pod, limited
+        seen = observe_pod(fresh, now, self.config.imagePullGraceSeconds)
+        return fresh, within_limits(fresh, seen, timeout, bound, now, status)
 
     async def _attempt_pod(self, key: Key, job: Job, attempt: int) -> Body | None:
         """The attempt's pod if it is the job's own; None when it is gone or never was."""
@@ -286,7 +340,8 @@ class Reconciler:
         """Creates the attempt's Secret and Pod, then records the attempt in the status; or
         says in the status why it cannot (yet)."""
         name = names.pod_name(job.name, attempt)
-        if self.cache.attempt_pod(key, job.uid, attempt) is GONE:
+        pod = self.cache.attempt_pod(key, job.uid, attempt)
+        if pod is GONE:
             # This attempt's pod was made, and deleted before its status write landed: one pod
             # per attempt, so it is recorded as made, and its next look finds it deleted.
             new = st.build(
@@ -297,14 +352,10 @@ class Reconciler:
             self.queue.add(key)
             return
         try:
-            await check_source_secret(self.kube, job)
-            creds = await pull_credentials(self.kube, job, self.config, self.operator_env)
-            pull_secret = await ensure_pull_secret(
-                self.kube, job, self.config, self.operator_env, creds
+            # A pod already there is an earlier create whose status write was lost: recorded.
+            created, pod, notes = (
+                (False, pod, []) if pod is not None else await self._create(job, attempt, now)
             )
-            ports, notes = await self.ports.resolve(job, self.config, creds)
-            manifest = get_pod(job, attempt, self.config, pull_secret, ports, started_at=now)
-            created, pod = await self.kube.create_pod(job.namespace, manifest)
         except NameTaken as taken:
             await self._name_taken(key, body, job, status, taken.kind, taken.holder, attempts)
             return
@@ -327,6 +378,8 @@ class Reconciler:
             await self._name_taken(key, body, job, status, "Pod", pod, attempts)
             return
         self.backoff.forget(key)
+        if created:
+            self.metrics.pod_created(body, attempt, now)
         self.cache.pods[(job.namespace, name)] = pod
         self.cache.deleted_pods.pop((job.namespace, name), None)
         new = st.build(
@@ -340,6 +393,42 @@ class Reconciler:
             images=[{"container": c, "image": i} for c, i in images_of(job, self.config)],
         )
         await self._write(body, status, new, [*events, *notes])
+
+    async def _held(self, key: Key, body: Body, status: Mapping[str, Any]) -> bool:
+        """maxRunningJobsPerNamespace: whether the job must wait for a slot (it then says so,
+        in one write); a job that may start takes its slot here."""
+        limit = self.line.limit
+        if limit is None or self.line.admit(key, self._jobs_of(key[0])):
+            return False
+        message = held_message(key[0], limit)
+        await self._set(body, status, "Pending", HELD_REASON, message, waiting=True)
+        return True
+
+    def _free_slot(self, key: Key) -> None:
+        """The job ended or went: wake the held jobs of its namespace that may start now."""
+        if self.line.limit is None:
+            return
+        self.line.release(key)
+        for waiting in self.line.next_up(key[0], self._jobs_of(key[0])):
+            self.queue.add(waiting, urgent=True)
+
+    def _jobs_of(self, namespace: str) -> Jobs:
+        jobs = self.cache.jobs.items()
+        return {k: (b, self.cache.status(b)) for k, b in jobs if k[0] == namespace}
+
+    async def _create(
+        self, job: Job, attempt: int, now: datetime
+    ) -> tuple[bool, Body | None, list[Event]]:
+        """(created, pod, Normal events about services without a probe)."""
+        await check_source_secret(self.kube, job)
+        creds = await pull_credentials(self.kube, job, self.config, self.operator_env)
+        pull_secret = await ensure_pull_secret(
+            self.kube, job, self.config, self.operator_env, creds
+        )
+        ports, notes = await self.ports.resolve(job, self.config, creds)
+        manifest = get_pod(job, attempt, self.config, pull_secret, ports, started_at=now)
+        created, pod = await self.kube.create_pod(job.namespace, manifest)
+        return created, pod, notes
 
     async def _name_taken(
         self,
@@ -438,6 +527,7 @@ class Reconciler:
         meta = body["metadata"]
         await self.kube.patch_status(meta["namespace"], meta["name"], meta.get("uid", ""), new)
         self.cache.wrote(meta.get("uid", ""), new)
+        self.metrics.status_written(body, old, new, _now())
         for event in events:
             self.events(body, *event)
         if st.is_terminal(new) and new.get("reason") not in (None, "Canceled"):

@@ -197,7 +197,11 @@ class Driver:
         elif kind == "thaw":
             arg.thaw()
         elif kind == plan.KILL:
-            target = self.leader() or self.rng.choice([r for r in self.replicas if not r.down])
+            live = [r for r in self.replicas if not r.down]
+            target = self.leader() or (self.rng.choice(live) if live else None)
+            if target is None:  # both killed moments ago, not restarted yet: again soon
+                heapq.heappush(queue, (self.now() + 1.0, -1, kind, arg))
+                return
             target.kill()
             later = self.now() + self.rng.uniform(0.5, 2.0)
             heapq.heappush(queue, (later, -1, "restart-replica", target))

@@ -49,10 +49,7 @@ def _kubectl(root: Path, kubeconfig: str, *args: str) -> None:
 
 def prepare(root: Path, echo: Echo) -> cluster.State:
     """A fresh control plane of its own (sharing the built binaries), audit log on."""
-    root.mkdir(parents=True, exist_ok=True)
-    binaries = cluster.Layout(root).bin
-    if not binaries.exists() and not binaries.is_symlink():
-        binaries.symlink_to(cluster.Layout(cluster.default_root()).bin.resolve())
+    cluster.beside(root)
     policy = root / "audit-policy.yaml"
     policy.write_text(audit.POLICY)
     cluster.down(root, echo=lambda _: None)

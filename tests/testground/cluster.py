@@ -105,6 +105,19 @@ def default_root() -> Path:
     return Path(env).resolve() if env else REPO / ".cluster"
 
 
+def beside(root: Path) -> Layout:
+    """The layout of a test ground of its own at `root` (a test worker's, the chaos suite's,
+    the benchmark's) using the binaries `make testground` built: its `bin` links to them."""
+    layout = Layout(root)
+    root.mkdir(parents=True, exist_ok=True)
+    built = Layout(default_root()).bin.resolve()
+    if layout.bin.is_symlink() and layout.bin.resolve() != built:
+        layout.bin.unlink()
+    if not layout.bin.exists() and not layout.bin.is_symlink():
+        layout.bin.symlink_to(built)
+    return layout
+
+
 @dataclass
 class State:
     """What `up` started: written to `.cluster/state.json`, read by `down` and the fixtures."""

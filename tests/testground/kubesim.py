@@ -530,6 +530,8 @@ class KubeSim:
                 return  # an unscheduled pod is deleted at once by the apiserver
             if not node and not fits(spec, self.node_labels):
                 return  # meant for another node: a scheduler would not put it here
+            if not node and spec.get("schedulingGates"):
+                return  # a scheduler binds no gated pod; removing the gates brings it back
             # Not ours to run; but nothing else would ever finish deleting a pod on this node
             # (another session's, or one left behind by a stopped simulator).
             foreign = self.namespaces is not None and key[0] not in self.namespaces
@@ -1038,9 +1040,18 @@ class KubeSim:
         run.sandbox = False
 
     async def _finish_deletion(self, run: _Run) -> None:
-        """A graceful deletion: stop the containers, report, then remove the pod for good."""
+        """A graceful deletion: SIGTERM, SIGKILL past the grace period, report, then the final
+        delete. A finalizer keeps the object after it (ended, not gone) until it is removed."""
         if not run.terminal and run.states:
-            self._kill(run, run.behaviour.sigterm_exit_code)
+            grace = run.pod["metadata"].get("deletionGracePeriodSeconds")
+            grace = float(
+                run.spec.get("terminationGracePeriodSeconds", 30) if grace is None else grace
+            )
+            b = run.behaviour
+            await asyncio.sleep(min(b.sigterm_seconds, grace))
+            self._kill(
+                run, b.sigterm_exit_code if b.sigterm_seconds <= grace else r.SIGKILL_EXIT_CODE
+            )
             await self._write(run, podstatus.phase_of(run.pod, run.states, terminal=True))
         elif not run.terminal and run.pod["spec"].get("nodeName"):
             # Bound but never seen running here (e.g. a node restart): report as TerminatePod.
@@ -1053,11 +1064,12 @@ class KubeSim:
             "gracePeriodSeconds": 0,
             "preconditions": {"uid": run.uid},
         }
-        await self._request(
+        code, left = await self._request(
             "DELETE", f"/api/v1/namespaces/{run.namespace}/pods/{run.name}", body, ok=(404, 409)
         )
-        run.gone = True
-        self._note_gone(run)
+        run.gone = True  # the node's part is done
+        if code != 200 or not ((left or {}).get("metadata") or {}).get("finalizers"):
+            self._note_gone(run)  # else the DELETED event, once the finalizers go, says so
 
 
 def _term_matches(term: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

@@ -86,6 +86,10 @@ DRIVER = os.environ.get("CIJOB_BUILDAH_DRIVER", "overlay")
 PROGRESS_EVERY = 30.0
 # Images (and bases) kept in the cache, the most recently used first: each is ~110 MB (~70 MB).
 KEEP = 4
+# buildah's storage is kept between builds (`--layers`: a step whose inputs did not change comes
+# from it); past this size it is emptied, and the next build starts from the base again. A
+# change of the operator's code adds a few MB to it, one of requirements.lock ~350 MB.
+STORAGE_LIMIT = 3 * 10**9
 
 Echo = Callable[[str], None]
 
@@ -403,18 +407,43 @@ def ensure(echo: Echo = print, build_args: dict[str, str] | None = None) -> Buil
     return built
 
 
+def _storage_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def _empty_storage(storage: list[str], store: Path) -> None:
+    subprocess.run([*storage, "rmi", "--all", "--force"], capture_output=True, check=False)
+    _unmount_under(store)
+    shutil.rmtree(store, ignore_errors=True)
+
+
 def _build(key: str, final: Path, echo: Echo, build_args: dict[str, str] | None) -> Built:
+    cache = final.parent
+    cache.mkdir(parents=True, exist_ok=True)
+    # One build at a time uses the kept storage, whichever checkout asks.
+    with _locked(cache / "buildah.lock"):
+        return _build_in_storage(key, final, echo, build_args)
+
+
+def _build_in_storage(
+    key: str, final: Path, echo: Echo, build_args: dict[str, str] | None
+) -> Built:
     cache = final.parent
     began = time.monotonic()
     base_layout, base_seconds = base(echo)
-    cache.mkdir(parents=True, exist_ok=True)
+    store = cache / f"buildah-{DRIVER}"
     work = Path(tempfile.mkdtemp(prefix=f"{NAME}-build-", dir=cache))
     log = cache / f"{NAME}-{key}.log"
     log.unlink(missing_ok=True)
-    storage = ["buildah", f"--root={work / 'root'}", f"--runroot={work / 'run'}"]
+    storage = ["buildah", f"--root={store / 'root'}", f"--runroot={store / 'run'}"]
     storage.append(f"--storage-driver={DRIVER}")
     local = f"localhost/{NAME}:{key}"
-    argv = [*storage, "bud", "--network=host", "--pull-never"]
+    argv = [*storage, "bud", "--layers", "--network=host", "--pull-never"]
     if HOST_CA.is_file():
         argv += ["--volume", f"{HOST_CA}:/etc/ssl/certs/ca-certificates.crt:ro"]
     argv += ["--build-arg", f"PYTHON_IMAGE={BASE_NAME}"]
@@ -425,7 +454,7 @@ def _build(key: str, final: Path, echo: Echo, build_args: dict[str, str] | None)
     layout = work / "layout"
     # Into the build's storage under a plain name: buildah names an `oci:` FROM after its path,
     # which is no valid reference when a directory starts with a dot (~/.cache).
-    into = f"containers-storage:[{DRIVER}@{work / 'root'}+{work / 'run'}]{BASE_NAME}"
+    into = f"containers-storage:[{DRIVER}@{store / 'root'}+{store / 'run'}]{BASE_NAME}"
     try:
         _run("skopeo", "copy", "--insecure-policy", f"oci:{base_layout}:{BASE_TAG}", into, log=log)
         _logged(argv, log, echo, "buildah bud")
@@ -451,9 +480,10 @@ def _build(key: str, final: Path, echo: Echo, build_args: dict[str, str] | None)
         shutil.rmtree(final, ignore_errors=True)
         layout.rename(final)
     finally:
-        subprocess.run([*storage, "rmi", "--all", "--force"], capture_output=True, check=False)
-        _unmount_under(work)
+        # The image stays too: removing it would remove the layers it builds on, the cache.
         shutil.rmtree(work, ignore_errors=True)
+        if _storage_bytes(store) > STORAGE_LIMIT:
+            _empty_storage(storage, store)
     built = _built(final, meta, cached=False)
     echo(
         f"operatorimage: built {final.name} in {built.build_seconds} s (base "

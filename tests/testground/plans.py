@@ -37,6 +37,8 @@ class Behaviour:
     backoff_after: float = 0.5  # seconds from ErrImagePull to ImagePullBackOff
     sidecar_exit_code: int = 0  # services usually exit 0 on SIGTERM
     sigterm_exit_code: int = 143  # the build container's code when the pod is deleted
+    # How long the script runs on after SIGTERM; past the pod's grace period it is SIGKILLed.
+    sigterm_seconds: float = 0.0
     command: str | None = None  # what NO_SHELL reports missing; default: command[0], else sh
     # Sidecars whose startup probe never succeeds: the kubelet restarts each once its
     # failureThreshold x periodSeconds are up, and starts nothing after it.

@@ -577,3 +577,46 @@ def test_chart_refuses_clusters_without_admission_policy_v1() -> None:
     proc = helm(*args)
     assert proc.returncode != 0
     assert "kubeVersion" in proc.stderr or "incompatible" in proc.stderr, proc.stderr
+
+
+# --- metrics and queueing (docs/metrics.md, docs/lifecycle.md) ------------------------------
+
+
+def test_metrics_service_fronts_the_health_port() -> None:
+    objs = render()
+    service = only(objs, "Service", f"{FULLNAME}-metrics")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "health", "protocol": "TCP"}
+    ]
+    pod_labels = only(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert not [o for o in objs if o["kind"] == "ServiceMonitor"]
+    _, config = operator_config(objs)
+    assert config.metrics.enabled and not config.metrics.namespaceLabel
+    assert config.maxRunningJobsPerNamespace is None
+
+
+def test_service_monitor_scrapes_the_metrics_service() -> None:
+    sets = ["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom"]
+    objs = render(sets=sets)
+    monitor = only(objs, "ServiceMonitor")
+    service = only(objs, "Service", f"{FULLNAME}-metrics")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
+    proc = helm(*template_args([], [*sets, "metrics.service.enabled=false"]))
+    assert proc.returncode != 0 and "metrics.serviceMonitor.enabled needs" in proc.stderr
+
+
+def test_metrics_and_namespace_limit_reach_the_model() -> None:
+    sets = ["metrics.namespaceLabel=true", "maxRunningJobsPerNamespace=3"]
+    _, config = operator_config(render(sets=sets))
+    assert config.metrics.namespaceLabel is True
+    assert config.maxRunningJobsPerNamespace == 3
+    objs = render(sets=["metrics.enabled=false"])
+    assert not [o for o in objs if o["kind"] == "Service"]
+    assert operator_config(objs)[1].metrics.enabled is False

@@ -67,10 +67,27 @@ def expand(text: str, args: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m[1] or m[2]], text)
 
 
+def stage_names() -> dict[str, int]:
+    """`FROM ... AS <name>`: each named stage's index."""
+    out = {}
+    for i in instructions():
+        words = i.value.split()
+        if i.op == "FROM" and len(words) >= 3 and words[-2].upper() == "AS":
+            out[words[-1]] = i.stage
+    return out
+
+
 def final_stage() -> list[Instruction]:
+    """What makes the final image: the last stage, after the stages it is `FROM`."""
     ins = instructions()
-    last = max(i.stage for i in ins)
-    return [i for i in ins if i.stage == last]
+    names = stage_names()
+    chain = [max(i.stage for i in ins)]
+    while True:
+        base = next(i for i in ins if i.op == "FROM" and i.stage == chain[0]).value.split()[0]
+        if base not in names:
+            break
+        chain.insert(0, names[base])
+    return [i for stage in chain for i in ins if i.stage == stage]
 
 
 def pyproject() -> dict[str, Any]:
@@ -84,13 +101,14 @@ def base_images() -> list[str]:
     for i in instructions():
         if i.op == "FROM":
             words = [w for w in i.value.split() if not w.startswith("--")]
-            images.append(expand(words[0], args))
+            if words[0] not in stage_names():  # an earlier stage is no base image
+                images.append(expand(words[0], args))
     return images
 
 
 def test_base_image_is_slim_python_pinned_to_a_patch_release() -> None:
     images = set(base_images())
-    assert len(images) == 1, f"build and final stages share one base: {images}"
+    assert len(images) == 1, f"every stage builds on one base: {images}"
     image = images.pop()
     m = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-(\w+)(@sha256:[0-9a-f]{64})?", image)
     assert m, f"{image} is not python:<major>.<minor>.<patch>-slim-<debian release>"
@@ -259,3 +277,32 @@ def test_image_installs_with_the_lock() -> None:
     for req in backend:
         if canonicalize_name(req.name) == "setuptools":
             assert Version(setuptools) in req.specifier
+
+
+def _copies_code(stage: int, names: dict[str, int]) -> bool:
+    """Whether a stage copies the operator's code, itself or from a stage that does."""
+    for i in instructions():
+        if i.stage != stage or i.op not in ("COPY", "ADD"):
+            continue
+        words = shlex.split(i.value)
+        source = next((w.partition("=")[2] for w in words if w.startswith("--from=")), None)
+        if source is None and any(w.rstrip("/") == "operator" for w in words[:-1]):
+            return True
+        if source in names and _copies_code(names[source], names):
+            return True
+    return False
+
+
+def test_dependencies_are_layers_a_change_of_the_code_leaves_cached() -> None:
+    # The final image builds on stages that hold the locked dependencies and git but not the
+    # code: a builder's layer cache (buildah's in the tests) rebuilds only the wheel's steps.
+    names = stage_names()
+    chain = sorted({i.stage for i in final_stage()})
+    assert len(chain) >= 2, "the final stage builds on a stage of the dependencies"
+    for stage in chain[:-1]:
+        assert not _copies_code(stage, names), f"stage {stage} copies operator/"
+    assert _copies_code(chain[-1], names), "the last stage adds the operator's wheel"
+    deps = [
+        i for i in instructions() if i.op == "RUN" and "--requirement requirements.lock" in i.value
+    ]
+    assert deps and not _copies_code(deps[0].stage, names)

@@ -38,6 +38,7 @@ class FakeKube:
         self.refusals: list[KubeError] = []
         self.status_fails = False
         self.statuses: list[Json] = []
+        self.jobs: dict[str, Json] = {}  # what get_job answers
         self._n = 0
 
     async def create_pod(self, namespace: str, pod: Json) -> tuple[bool, Json | None]:
@@ -93,6 +94,20 @@ class FakeKube:
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         self.calls.append(("delete job", name))
 
+    async def get_job(self, namespace: str, name: str) -> Json | None:
+        self.calls.append(("read job", name))
+        return copy.deepcopy(self.jobs.get(name))
+
+    async def release_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Removes the tracking finalizer; a deleted pod then goes, as the API server does."""
+        self.calls.append(("release pod", name))
+        pod = self.pods.get(name)
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return
+        pod["metadata"]["finalizers"].remove(names.TRACKING_FINALIZER)
+        if pod["metadata"].get("deletionTimestamp") and not pod["metadata"]["finalizers"]:
+            del self.pods[name]
+
     async def list_uids(self, path: str, label_selector: str | None = None) -> set[str]:
         return set()
 
@@ -114,13 +129,18 @@ class Harness:
         )
         self.job: Json = {}
 
-    def apply(self, **spec: Any) -> None:
+    def define(self, **spec: Any) -> Json:
+        """The job, not yet shown to the operator."""
         self.job = {
             "apiVersion": "cijob.dev/v1alpha1",
             "kind": "CiJob",
             "metadata": {"namespace": "ns", "name": "j", "uid": JOB_UID, "generation": 1},
             "spec": {"image": "alpine:3.20", "script": ["true"], **spec},
         }
+        return self.job
+
+    def apply(self, **spec: Any) -> None:
+        self.define(**spec)
         self.run(lambda: self.r.job_event("ADDED", self.job))
 
     def run(self, *steps: Any) -> None:
@@ -494,3 +514,170 @@ def test_a_service_restart_is_one_write_and_one_event() -> None:
     assert len(h.kube.writes("status")) == before + 1
     assert h.status["services"][0]["lastTerminationReason"] == "OOMKilled"
     assert [r for _, r in h.events].count("ServiceFailed") == 1
+
+
+# -- one pod per attempt: the tracking finalizer -------------------------------------------
+
+
+def _deleted(h: Harness, name: str, **status: Any) -> Json:
+    """The pod deleted (kept by its finalizer), as the watch shows it."""
+    pod = h.kube.pods[name]
+    pod["metadata"]["deletionTimestamp"] = _at(0)
+    pod["spec"]["nodeName"] = "node"
+    pod["status"] = status
+    seen = copy.deepcopy(pod)
+    h.run(lambda: h.r.pod_event("MODIFIED", copy.deepcopy(seen)))
+    return seen
+
+
+def _made_by_a_lost_leader(h: Harness, name: str, attempt: int) -> Json:
+    """The pod a leader created for `attempt` before it died, its status write never made."""
+    from cijob.config import OperatorConfig as Config
+    from cijob.job import job_from_body
+    from cijob.render.pod import get_pod
+
+    body = {**h.job, "metadata": {**h.job["metadata"], "name": "j"}}
+    pod = copy.deepcopy(dict(get_pod(job_from_body(body), attempt, Config())))
+    pod["metadata"].update(uid="lost-pod", deletionTimestamp=_at(0))
+    pod["spec"]["nodeName"] = "node"
+    killed = {"terminated": {"exitCode": 143, "startedAt": _at(-3), "finishedAt": _at(-1)}}
+    pod["status"] = {
+        "phase": "Failed",
+        "startTime": _at(-3),
+        "containerStatuses": [{"name": "build", "image": "alpine:3.20", "state": killed}],
+    }
+    h.kube.pods[name] = pod
+    return pod
+
+
+def test_every_pod_is_created_with_the_tracking_finalizer_and_a_live_one_keeps_it() -> None:
+    h = Harness()
+    h.apply()
+    assert h.kube.pods["j-1"]["metadata"]["finalizers"] == [names.TRACKING_FINALIZER]
+    h.pod_is("j-1", **_terminated(0))
+    assert h.status["phase"] == "Succeeded"
+    # a pod not deleted costs no write: pod, Pending, the end (Running skipped: already done)
+    assert [c[0] for c in h.kube.writes("create pod", "status", "release pod")] == [
+        "create pod",
+        "status",
+        "status",
+    ]
+
+
+def test_a_pod_a_lost_leader_made_and_that_was_deleted_is_recorded_and_retried() -> None:
+    h = Harness()
+    h.define(retry={"max": 1})
+    lost = _made_by_a_lost_leader(h, "j-1", 1)
+    h.kube.jobs["j"] = h.job
+    # the pod is seen before its job (a replica starting): it is held, not let go
+    h.run(lambda: h.r.pod_event("ADDED", copy.deepcopy(lost)))
+    assert h.kube.writes("release pod") == []
+    h.run(lambda: h.r.job_event("ADDED", h.job))
+    first = h.kube.statuses[0]
+    assert (first["attempt"], first["podName"]) == (1, "j-1")
+    h.run(lambda: h.r.queue.add(("ns", "j")))  # the watch shows the status back
+    # the create of attempt 1 found the lost pod (409, the job's own): never made again
+    assert h.kube.writes("create pod") == [("create pod", "j-1"), ("create pod", "j-2")]
+    assert h.kube.pods["j-2"]["metadata"]["uid"] != "lost-pod"
+    assert (h.status["attempt"], h.status["attempts"][0]["reason"]) == (2, "PodDeleted")
+    # released only once its outcome is in the status
+    release = h.kube.calls.index(("release pod", "j-1"))
+    assert release > max(i for i, c in enumerate(h.kube.calls) if c[0] == "status")
+    assert "j-1" not in h.kube.pods
+
+
+def test_a_lost_leaders_pod_already_in_the_cache_is_recorded_without_a_create() -> None:
+    h = Harness()
+    h.define()
+    lost = _made_by_a_lost_leader(h, "j-1", 1)
+
+    def seen() -> None:
+        h.r.job_event("ADDED", h.job)
+        h.r.pod_event("ADDED", copy.deepcopy(lost))
+
+    h.run(seen)
+    h.run(lambda: h.r.queue.add(("ns", "j")))  # the watch shows the status back
+    assert h.kube.writes("create pod") == []
+    assert (h.status["phase"], h.status["reason"], h.status["attempt"]) == (
+        "Failed",
+        "PodDeleted",
+        1,
+    )
+    assert h.kube.writes("release pod") == [("release pod", "j-1")]
+
+
+def test_a_running_pod_deleted_is_released_after_its_outcome_is_written() -> None:
+    h = Harness()
+    h.apply()
+    h.pod_is("j-1", phase="Running", startTime=_at(-5))
+    _deleted(h, "j-1", phase="Running", startTime=_at(-5))
+    assert (h.status["phase"], h.status["reason"]) == ("Failed", "PodDeleted")
+    failed = h.kube.calls.index(("status", "Failed", "PodDeleted"))
+    assert h.kube.calls.index(("release pod", "j-1")) > failed
+    assert h.kube.writes("read job") == []  # the job's status was at hand
+
+
+def test_a_retry_waits_for_a_held_pod_until_it_is_released_and_gone() -> None:
+    h = Harness()
+    h.apply(retry={"max": 1})
+    held = _deleted(h, "j-1", phase="Running", startTime=_at(-5))
+    # the attempt is recorded, its pod released; the next waits until the pod has gone
+    assert (h.status["phase"], h.status["reason"]) == ("Pending", "Retrying")
+    assert h.kube.writes("release pod") == [("release pod", "j-1")]
+    assert h.kube.writes("create pod") == [("create pod", "j-1")]
+    assert "j-1" not in h.kube.pods
+    h.run(lambda: h.r.pod_event("DELETED", held))
+    assert h.kube.writes("create pod") == [("create pod", "j-1"), ("create pod", "j-2")]
+
+
+def test_pods_of_a_deleted_job_are_released_pods_not_the_jobs_never() -> None:
+    h = Harness()
+    h.apply()
+    h.pod_is("j-1", **_terminated(0))
+    h.run(lambda: h.r.job_event("DELETED", h.job))
+    # the garbage collector deletes its pod; an earlier CiJob's, and a user's, alike
+    earlier = copy.deepcopy(h.kube.pods["j-1"])
+    earlier["metadata"].update(name="j-7", uid="earlier", ownerReferences=_owner("gone-job"))
+    h.kube.pods["j-7"] = earlier
+    users = copy.deepcopy(earlier)
+    users["metadata"].update(name="j-8", uid="users", ownerReferences=[])
+    h.kube.pods["j-8"] = users
+    mine = copy.deepcopy(earlier)
+    mine["metadata"].update(name="j-9", uid="untracked", finalizers=["example.com/keep"])
+    h.kube.pods["j-9"] = mine
+    for name in ("j-1", "j-7", "j-8", "j-9"):
+        _deleted(h, name, **_terminated(0))
+    assert h.kube.writes("release pod") == [("release pod", "j-1"), ("release pod", "j-7")]
+    assert h.kube.writes("read job") != []  # the job was gone from the cache: asked
+
+
+def test_a_held_pod_of_a_live_job_that_the_cache_does_not_hold_waits_for_its_record() -> None:
+    h = Harness()
+    h.job = {
+        "metadata": {"namespace": "ns", "name": "j", "uid": JOB_UID},
+        "spec": {"image": "alpine:3.20", "script": ["true"]},
+        "status": {"phase": "Running", "attempt": 1, "podName": "j-1"},
+    }
+    h.kube.jobs["j"] = h.job
+    lost = _made_by_a_lost_leader(h, "j-2", 2)
+    lost["metadata"]["labels"][names.ATTEMPT_LABEL] = "2"
+    h.run(lambda: h.r.pod_event("MODIFIED", copy.deepcopy(lost)))
+    assert h.kube.writes("release pod") == []
+    # a foreground deletion of the job waits for its pods: they go
+    h.kube.jobs["j"] = {**h.job, "metadata": {**h.job["metadata"], "deletionTimestamp": _at(0)}}
+    h.run(lambda: h.r.pod_event("MODIFIED", copy.deepcopy(lost)))
+    assert h.kube.writes("release pod") == [("release pod", "j-2")]
+
+
+def test_a_timeout_by_the_clock_reads_the_pod_first_a_lagging_watch_is_not_believed() -> None:
+    h = Harness()
+    h.apply(timeout="10s")
+    h.pod_is("j-1", phase="Running", startTime=_at(-5))
+    assert h.status["phase"] == "Running"
+    # the API server has the pod Succeeded; the watch still shows it running, long past its time
+    stale = copy.deepcopy(h.kube.pods["j-1"])
+    stale["status"] = {"phase": "Running", "startTime": _at(-100)}
+    h.kube.pods["j-1"]["status"] = {**_terminated(0), "startTime": _at(-100)}
+    h.run(lambda: h.r.pod_event("MODIFIED", stale))
+    assert h.status["phase"] == "Succeeded"
+    assert h.kube.writes("stop pod", "delete pod") == []

@@ -75,8 +75,12 @@ in one namespace never share it. */}}
   "credentialHelperTimeoutSeconds" .Values.credentialHelperTimeoutSeconds
   "events" .Values.events
   "workers" (int .Values.workers)
+  "metrics" (dict "enabled" .Values.metrics.enabled "namespaceLabel" .Values.metrics.namespaceLabel)
   "helperImage" (.Values.helperImage | default (include "cijob-operator.image" .))
 }}
+{{- with .Values.maxRunningJobsPerNamespace }}
+{{- $_ := set $config "maxRunningJobsPerNamespace" (int .) }}
+{{- end }}
 {{- with .Values.allowedPullPolicies }}
 {{- $_ := set $config "allowedPullPolicies" . }}
 {{- end }}

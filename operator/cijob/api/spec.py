@@ -294,6 +294,13 @@ class CiJobSpec(Model):
     serviceAccountName: str | None = Field(
         default=None, description="Service account the pod runs as."
     )
+    queueName: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Kueue LocalQueue of the job's pods: set as their "
+        "`kueue.x-k8s.io/queue-name` label, so Kueue admits each pod (docs/lifecycle.md).",
+    )
     cancel: bool | None = Field(
         default=None, description="Set to true to cancel a running job without deleting it."
     )

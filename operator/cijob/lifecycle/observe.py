@@ -24,6 +24,8 @@ EVICTION_REASONS = {
     "TerminationByKubelet",
 }
 START_FAILURES = {"StartError", "ContainerCannotRun"}
+# What a build container killed by a pod's deletion exits with: 128 + SIGTERM, + SIGKILL.
+KILLED_EXIT_CODES = (143, 137)
 # The kubelet's own cap on a fallback termination message (80 lines, 2048 bytes).
 LOG_TAIL_BYTES = 2048
 
@@ -111,7 +113,9 @@ def _terminated(pod: Pod, now: datetime) -> Observation | None:
             completion_time=finished,
             **common,
         )
-    if disruption is not None or status.get("reason") == "Evicted":
+    # A script that succeeded before the eviction took effect succeeded (the kubelet says so).
+    evicted = disruption is not None or status.get("reason") == "Evicted"
+    if evicted and status.get("phase") != "Succeeded":
         why = (disruption or {}).get("reason")
         reason = "PodDeleted" if why == "DeletionByPodGC" else "PodEvicted"
         message = status.get("message") or (disruption or {}).get("message") or "pod evicted"
@@ -248,6 +252,25 @@ def stopping(pod: Pod) -> bool:
     return names.STOP_REASON_ANNOTATION in annotations and ads is not None and ads <= 1
 
 
+def _deleted(pod: Pod) -> bool:
+    """Deleted before its script finished: still running, or ended by the deletion's kill.
+
+    The tracking finalizer keeps a deleted pod until its attempt is recorded, so an operator
+    that was not watching when it went sees it only once the kubelet has killed it: `Failed`,
+    the build container ended by the signal (or never run). An eviction sets DisruptionTarget
+    before it deletes: the condition says why the pod went."""
+    if not pod["metadata"].get("deletionTimestamp") or _condition(pod, "DisruptionTarget"):
+        return False
+    status = pod.get("status") or {}
+    if status.get("phase") not in ("Succeeded", "Failed"):
+        return True
+    if status.get("phase") == "Succeeded" or status.get("reason") == "DeadlineExceeded":
+        return False
+    term = (_build_status(pod).get("state") or {}).get("terminated")
+    killed = term is not None and term.get("exitCode") in KILLED_EXIT_CODES
+    return term is None or (killed and term.get("reason") != "OOMKilled")
+
+
 def observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observation:
     """The attempt's state from its pod, the way the kubelet reported it."""
     obs = _observe_pod(pod, now, image_pull_grace)
@@ -261,13 +284,7 @@ def _observe_pod(pod: Pod, now: datetime, image_pull_grace: float) -> Observatio
     if stopped is not None:
         return stopped
     status = pod.get("status") or {}
-    disrupted = _condition(pod, "DisruptionTarget") is not None
-    # an eviction sets DisruptionTarget and then deletes: the condition says why it went
-    if (
-        pod["metadata"].get("deletionTimestamp")
-        and not disrupted
-        and status.get("phase") not in ("Succeeded", "Failed")
-    ):
+    if _deleted(pod):
         return Observation(
             "Failed",
             "PodDeleted",

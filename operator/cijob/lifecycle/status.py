@@ -12,6 +12,8 @@ from cijob.services.watch import carried
 Status = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 WAITING = "Waiting"
+# The PodScheduled reason the API server gives a pod created with scheduling gates.
+GATED_REASON = "SchedulingGated"
 # Fields of the status that change only when the job really moved on; the condition's
 # lastTransitionTime follows them, so it is not compared on its own.
 _COMPARED = (
@@ -119,7 +121,10 @@ def build(
             "lastTransitionTime": timestamp(now),
             "observedGeneration": generation,
         }
-        if waiting_since(old) is not None:
+        # Held by a gate (a queue's admission) and waiting for a node are two waits, each
+        # timed from its own start (docs/lifecycle.md, Queueing).
+        same_wait = (old.get("reason") == GATED_REASON) == (reason == GATED_REASON)
+        if waiting_since(old) is not None and same_wait:
             wait["lastTransitionTime"] = _waiting(old)["lastTransitionTime"]
         status["conditions"].append(wait)
     return status
@@ -156,8 +161,11 @@ def from_observation(
         attempt_start_time=obs.start_time,
         log_tail=obs.log_tail,
         commit=obs.commit,
-        # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate)
-        waiting=phase == "Pending" and obs.reason is not None and obs.start_time is None,
+        # a pod no node has taken (the scheduler's FailedScheduling, a scheduling gate), and
+        # until it starts once it waited: the condition's time is its pending clock
+        waiting=phase == "Pending"
+        and obs.start_time is None
+        and (obs.reason is not None or waiting_since(old) is not None),
     )
     # the attempt's pod says it all (none included), but for a termination it has forgotten
     status["services"] = carried(old.get("services"), obs.services)

@@ -6,6 +6,8 @@ JOB_LABEL = "cijob.dev/job"
 ATTEMPT_LABEL = "cijob.dev/attempt"
 GENERATION_ANNOTATION = "cijob.dev/generation"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "cijob-operator"}
+# Kueue admits a plain pod that carries its LocalQueue's name here (spec.queueName).
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 def pod_name(job_name: str, attempt: int) -> str:
@@ -13,8 +15,11 @@ def pod_name(job_name: str, attempt: int) -> str:
     return f"{job_name}-{attempt}"
 
 
-def pod_labels(job_name: str, attempt: int) -> dict[str, str]:
-    return {JOB_LABEL: job_name, ATTEMPT_LABEL: str(attempt), **MANAGED_BY}
+def pod_labels(job_name: str, attempt: int, queue_name: str | None = None) -> dict[str, str]:
+    labels = {JOB_LABEL: job_name, ATTEMPT_LABEL: str(attempt), **MANAGED_BY}
+    if queue_name:
+        labels[QUEUE_LABEL] = queue_name
+    return labels
 
 
 def attempt_of(pod_name_: str, job_name: str) -> int | None:
@@ -27,3 +32,7 @@ def attempt_of(pod_name_: str, job_name: str) -> int | None:
 # so the outcome is the operator's decision, not the DeadlineExceeded the kubelet then reports.
 STOP_REASON_ANNOTATION = "cijob.dev/stop-reason"
 STOP_MESSAGE_ANNOTATION = "cijob.dev/stop-message"
+
+# On every pod the operator makes: the pod stays, once deleted, until its attempt's outcome is
+# in the job's status (the Job controller's batch.kubernetes.io/job-tracking; docs/lifecycle.md).
+TRACKING_FINALIZER = "cijob.dev/attempt-tracking"

@@ -328,9 +328,10 @@ def get_pod(
         "metadata": {
             "name": names.pod_name(job.name, attempt),
             "namespace": job.namespace,
-            "labels": names.pod_labels(job.name, attempt),
+            "labels": names.pod_labels(job.name, attempt, spec.queueName),
             "annotations": {names.GENERATION_ANNOTATION: str(job.generation)},
             "ownerReferences": [job.owner_reference()],
+            "finalizers": [names.TRACKING_FINALIZER],
         },
         "spec": pod_spec,
     }
