@@ -129,6 +129,28 @@ def real_jobs(node: realnode.NodeState, git_url: str | None = None) -> list[dict
             image={"name": node.image("super-sql"), "entrypoint": [""]},
             script=["super-sql --version"],
         ),
+        # The seed's first example for real: PostgreSQL from Debian's packages, slow to
+        # start on purpose; the script has no wait loop: the build waits for the service.
+        job(
+            "rspec",
+            image=node.image("psql"),
+            services=[
+                {
+                    "name": node.image("postgres"),
+                    "alias": "postgres-db",
+                    "variables": {"POSTGRES_START_DELAY": "5"},
+                }
+            ],
+            variables={
+                "POSTGRES_DB": "test",
+                "DATABASE_URL": "postgres://postgres@postgres-db:5432/$POSTGRES_DB",
+            },
+            beforeScript=["psql --version"],
+            script=[
+                "psql \"$DATABASE_URL\" -tAc 'select version()'",
+                "psql -h 127.0.0.1-cijob-postgres -U postgres -d test -tAc 'select 40 + 2'",
+            ],
+        ),
         job(
             "failing",
             image=node.image("sh"),

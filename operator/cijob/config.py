@@ -91,6 +91,13 @@ class OperatorConfig(BaseModel):
     afterScriptTimeoutSeconds: int = Field(
         default=300, ge=1, description="Limit of after_script, as GitLab's 5 minutes."
     )
+    servicesWaitTimeoutSeconds: int = Field(
+        default=30,
+        ge=1,
+        description="How long the build waits for each service to accept connections on its "
+        "port (HEALTHCHECK_TCP_PORT or the image's exposed one), as GitLab Runner's "
+        "wait_for_services_timeout; past it the attempt fails with reason ServiceNotReady.",
+    )
     credentialHelperTimeoutSeconds: float = Field(
         default=10.0, gt=0, description="Limit of one docker-credential-<name> call."
     )

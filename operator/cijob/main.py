@@ -180,6 +180,7 @@ async def run(args: argparse.Namespace, operator_config: OperatorConfig) -> int:
         await asyncio.gather(*workers, return_exceptions=True)
         workers.clear()
         await events.close()
+        await reconciler.ports.close()
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: object) -> None:

@@ -19,7 +19,7 @@ from cijob.archive.archiver import Archiver
 from cijob.archive.offers import archiver, offer_ended
 from cijob.cache import GONE, Cache, Key
 from cijob.config import OperatorConfig
-from cijob.credentials.pull import ensure_pull_secret
+from cijob.credentials.pull import ensure_pull_secret, pull_credentials
 from cijob.durations import parse_duration
 from cijob.errors import JobError
 from cijob.job import Job, job_from_body
@@ -34,6 +34,8 @@ from cijob.metrics import DISABLED, Metrics
 from cijob.ownership import describe, held_by_a_cijob, is_controlled_by
 from cijob.render import names
 from cijob.render.pod import get_pod, images_of
+from cijob.services.lookup import PortLookup
+from cijob.services.watch import failure_events, observe_services
 from cijob.source.secret import check_source_secret
 from cijob.timers import Backoff, Timers
 from cijob.tracking import ENDED, Tracking
@@ -69,6 +71,7 @@ class Reconciler:
     cache: Cache = field(default_factory=Cache)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff[Key] = field(default_factory=Backoff)
+    ports: PortLookup = field(default_factory=PortLookup)
     metrics: Metrics = DISABLED
     tracking: Tracking = field(default_factory=Tracking)
     timers: Timers[Key] = field(init=False)
@@ -259,15 +262,21 @@ class Reconciler:
         )
         if pod is not None:
             pod, obs = await self._limited(job, pod, obs, now, status)
+            obs = observe_services(pod, obs, self.config.servicesWaitTimeoutSeconds, now)
         if not obs.terminal:
-            await self._write(body, status, st.from_observation(status, obs, job.generation, now))
+            new = st.from_observation(status, obs, job.generation, now)
+            await self._write(
+                body, status, new, failure_events(status.get("services"), new["services"])
+            )
             if obs.recheck_after is not None:
                 self.timers.schedule(key, obs.recheck_after)
             return
         alive = pod is not None and not done(pod)
         if alive and pod is not None:
             await self._stop(job, pod, obs.reason or "Failed", obs.message or "")
-        if obs.phase == "Failed" and should_retry(obs.reason, attempt, job.spec.retry):
+        if obs.phase == "Failed" and should_retry(
+            obs.reason, attempt, job.spec.retry, obs.exit_code
+        ):
             attempts = [*(status.get("attempts") or []), st.attempt_record(status, obs)]
             retrying = (
                 "Warning",
@@ -287,7 +296,10 @@ class Reconciler:
             )
             self.timers.schedule(key, STOP_RECHECK_SECONDS)
             return
-        await self._write(body, status, st.from_observation(status, obs, job.generation, now))
+        new = st.from_observation(status, obs, job.generation, now)
+        await self._write(
+            body, status, new, failure_events(status.get("services"), new["services"])
+        )
 
     async def _limited(
         self, job: Job, pod: Body, obs: Observation, now: datetime, status: Mapping[str, Any]
@@ -362,7 +374,9 @@ class Reconciler:
             return
         try:
             # A pod already there is an earlier create whose status write was lost: recorded.
-            created, pod = (False, pod) if pod is not None else await self._create(job, attempt)
+            created, pod, notes = (
+                (False, pod, []) if pod is not None else await self._create(job, attempt, now)
+            )
         except NameTaken as taken:
             await self._name_taken(key, body, job, status, taken.kind, taken.holder, attempts)
             return
@@ -399,7 +413,7 @@ class Reconciler:
             attempts=attempts,
             images=[{"container": c, "image": i} for c, i in images_of(job, self.config)],
         )
-        await self._write(body, status, new, events)
+        await self._write(body, status, new, [*events, *notes])
 
     async def _held(self, key: Key, body: Body, status: Mapping[str, Any]) -> bool:
         """maxRunningJobsPerNamespace: whether the job must wait for a slot (it then says so,
@@ -423,12 +437,19 @@ class Reconciler:
         jobs = self.cache.jobs.items()
         return {k: (b, self.cache.status(b)) for k, b in jobs if k[0] == namespace}
 
-    async def _create(self, job: Job, attempt: int) -> tuple[bool, Body | None]:
+    async def _create(
+        self, job: Job, attempt: int, now: datetime
+    ) -> tuple[bool, Body | None, list[Event]]:
+        """(created, pod, Normal events about services without a probe)."""
         await check_source_secret(self.kube, job)
-        pull_secret = await ensure_pull_secret(self.kube, job, self.config, self.operator_env)
-        return await self.kube.create_pod(
-            job.namespace, get_pod(job, attempt, self.config, pull_secret)
+        creds = await pull_credentials(self.kube, job, self.config, self.operator_env)
+        pull_secret = await ensure_pull_secret(
+            self.kube, job, self.config, self.operator_env, creds
         )
+        ports, notes = await self.ports.resolve(job, self.config, creds)
+        manifest = get_pod(job, attempt, self.config, pull_secret, ports, started_at=now)
+        created, pod = await self.kube.create_pod(job.namespace, manifest)
+        return created, pod, notes
 
     async def _name_taken(
         self,

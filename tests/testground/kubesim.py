@@ -862,13 +862,57 @@ class KubeSim:
             run.sandbox = False
             await self._write(run)
             return
+        if await self._never_ready(run, b, started):
+            return
         self._start_all(run, started, until=None)
         await self._write(run)
         await self._finish(run, b, target, started)
 
+    async def _never_ready(self, run: _Run, b: Behaviour, started: str) -> bool:
+        """A probed sidecar of `b.never_ready`: it runs, is never started, and is restarted
+        each time its startup probe has failed failureThreshold times, as the kubelet does;
+        nothing after it starts. True once the pod was deleted or ran out of time."""
+        c = next(
+            (c for c, init in run.containers()
+             if init and c["name"] in b.never_ready and c.get("startupProbe")),
+            None,
+        )  # fmt: skip
+        if c is None:
+            return False
+        probe = c["startupProbe"]
+        give_up = float(probe.get("periodSeconds", 10)) * int(probe.get("failureThreshold", 3))
+        self._start_all(run, started, until=c["name"])
+        state = replace(podstatus.running(started), started=False)
+        while True:
+            run.states[c["name"]] = state
+            await self._write(run)
+            if await self._interrupted(run, give_up):
+                return True
+            now = podstatus.now()
+            killed = podstatus.terminated(r.SIGKILL_EXIT_CODE, state.started_at, now)
+            state = replace(
+                podstatus.running(now), started=False, restarts=state.restarts + 1, last=killed
+            )
+
+    async def _fail_services(self, run: _Run, b: Behaviour) -> None:
+        """`b.service_failures`: each sidecar ends, then the kubelet restarts it."""
+        for name, times, reason in b.service_failures:
+            for _ in range(times):
+                st = run.states[name]
+                now = podstatus.now()
+                code = r.OOM_EXIT_CODE if reason == r.OOM_KILLED else 1
+                ended = podstatus.terminated(code, st.started_at, now, reason)
+                run.states[name] = replace(ended, restarts=st.restarts, last=st.last)
+                await self._write(run)
+                run.states[name] = replace(
+                    podstatus.running(podstatus.now()), restarts=st.restarts + 1, last=ended
+                )
+                await self._write(run)
+
     async def _finish(self, run: _Run, b: Behaviour, target: str, started: str) -> None:
         """3. Run, then end as planned (or as released, deleted, or past the deadline)."""
         seconds = None if b.hold else b.run_seconds
+        await self._fail_services(run, b)
         if await self._interrupted(run, seconds):
             return
         outcome = run.released or b
@@ -916,7 +960,7 @@ class KubeSim:
             if c["name"] == target or st.kind != "running":
                 continue
             code = b.sidecar_exit_code if init else 0
-            run.states[c["name"]] = podstatus.terminated(code, st.started_at or started, finished)
+            run.states[c["name"]] = podstatus.ended(st, code, st.started_at or started, finished)
 
     async def _creation_failure(self, run: _Run, b: Behaviour) -> tuple[str, str, str] | None:
         """(container, waiting reason, message) for a container that cannot be created."""
@@ -1024,7 +1068,7 @@ class KubeSim:
             st = run.states[c["name"]]
             if st.kind == "running":
                 code = run.behaviour.sidecar_exit_code if init else exit_code
-                run.states[c["name"]] = podstatus.terminated(code, st.started_at, finished)
+                run.states[c["name"]] = podstatus.ended(st, code, st.started_at, finished)
             elif st.kind == "waiting" and (init or initialized):
                 run.states[c["name"]] = podstatus.never_located()
         run.sandbox = False

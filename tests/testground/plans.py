@@ -40,6 +40,12 @@ class Behaviour:
     # How long the script runs on after SIGTERM; past the pod's grace period it is SIGKILLed.
     sigterm_seconds: float = 0.0
     command: str | None = None  # what NO_SHELL reports missing; default: command[0], else sh
+    # Sidecars whose startup probe never succeeds: the kubelet restarts each once its
+    # failureThreshold x periodSeconds are up, and starts nothing after it.
+    never_ready: tuple[str, ...] = ()
+    # (sidecar, times, reason): it ends `times` times while the build runs, each time
+    # restarted by the kubelet; reason OOMKilled (exit 137) or Error (exit 1).
+    service_failures: tuple[tuple[str, int, str], ...] = ()
     clone_error: str | None = None  # the `clone` init container exits 1 with this message
     clone_commit: str | None = None  # the commit `clone` reports (default: the job's, or made up)
     log: str | None = None  # the build container's log (kubectl logs); default: one line

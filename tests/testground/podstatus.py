@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,11 @@ class State:
     exit_code: int = 0
     started_at: str = ""
     finished_at: str = ""
+    # The kubelet's view beyond the state: the startup probe has passed (None: when running,
+    # as probes are taken to pass at once), restarts so far, and the last run's end.
+    started: bool | None = None
+    restarts: int = 0
+    last: State | None = None
 
     @property
     def created(self) -> bool:
@@ -78,6 +83,13 @@ def terminated(
     if reason is None:
         reason = r.COMPLETED if exit_code == 0 else r.ERROR
     return State("terminated", reason, message, exit_code, started_at, finished_at)
+
+
+def ended(before: State, exit_code: int, started_at: str, finished_at: str) -> State:
+    """`before` terminated, keeping its restarts and last run (a restarted sidecar's end)."""
+    return replace(
+        terminated(exit_code, started_at, finished_at), restarts=before.restarts, last=before.last
+    )
 
 
 def never_located() -> State:
@@ -122,18 +134,18 @@ def _container_status(
 ) -> Json:
     created = state.created
     sidecar = init and is_sidecar(c)
-    started = state.kind == "running"  # probes are taken to pass at once
+    started = state.kind == "running" if state.started is None else state.started
     if init and not sidecar:
         ready = state.kind == "terminated" and state.exit_code == 0
     else:
-        ready = state.kind == "running"
+        ready = state.kind == "running" and started
     image = c.get("image", "")
     s: Json = {
         "name": c["name"],
         "state": state.to_api(),
-        "lastState": {},
+        "lastState": state.last.to_api() if state.last is not None else {},
         "ready": ready,
-        "restartCount": 0,
+        "restartCount": state.restarts,
         "image": image,
         "imageID": "",
         "started": started,

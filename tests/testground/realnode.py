@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
 
-from testground import cluster, helperimage, ociimages, operatorimage, processes
+from testground import cluster, debimages, helperimage, ociimages, operatorimage, processes
 from testground.pki import Pki, PkiError, _sign
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,6 +261,7 @@ def requirements(layout: NodeLayout | None = None) -> list[str]:
         ("gcc", "gcc"),
         ("ip", "iproute2"),
         ("socat", "socat"),
+        ("mmdebstrap", "mmdebstrap"),  # the PostgreSQL test image (debimages.py)
     ):
         if shutil.which(cmd) is None:
             missing.append(f"{cmd} (apt-get install {pkg})")
@@ -368,6 +369,17 @@ def _images(layout: NodeLayout, state: NodeState, echo: Echo) -> None:
         )
     except ociimages.ImageError as e:
         raise NodeError(f"cannot build or push the test images: {e}") from e
+    # PostgreSQL from Debian's packages, built once and cached (debimages.py).
+    try:
+        for image in debimages.IMAGES:
+            deb_layout, _ = debimages.ensure(image, echo)
+            for tag in debimages.tags(image):
+                digests[ociimages.reference(state.registry, tag)] = debimages.push(
+                    deb_layout, tag, state.registry, state.registry_user, state.registry_password
+                )
+                pushed.append(tag)
+    except (ociimages.ImageError, operatorimage.ImageBuildError) as e:
+        raise NodeError(f"cannot build or push the PostgreSQL test images: {e}") from e
     for name in pushed:
         ref = ociimages.reference(state.registry, name)
         state.images[name] = {"ref": ref, "digest": digests[ref]}

@@ -202,3 +202,20 @@ def test_kubesim_status_always_names_every_container_and_condition_once(
     assert [s["name"] for s in status["initContainerStatuses"]] == ["svc-0"]
     for s in status["containerStatuses"] + status["initContainerStatuses"]:
         assert ("containerID" in s) == (next(iter(s["state"])) != "waiting")
+
+
+def test_kubesim_a_sidecar_not_started_and_restarted_is_reported_as_the_kubelet_does() -> None:
+    from dataclasses import replace
+
+    pod = _pod()
+    killed = ps.terminated(r.SIGKILL_EXIT_CODE, T0, T1)
+    probing = replace(ps.running(T1), started=False, restarts=1, last=killed)
+    states = {"svc-0": probing, "build": ps.waiting(r.POD_INITIALIZING)}
+    status = ps.build_status(pod, _view(pod, states), None, T2)
+    [svc] = status["initContainerStatuses"]
+    assert (svc["started"], svc["ready"], svc["restartCount"]) == (False, False, 1)
+    assert svc["lastState"]["terminated"]["exitCode"] == r.SIGKILL_EXIT_CODE
+    assert status["phase"] == "Pending"
+    # its end with the pod keeps the count, as the kubelet's status manager does
+    ended = ps.ended(probing, 0, T1, T2)
+    assert (ended.restarts, ended.last) == (1, killed)

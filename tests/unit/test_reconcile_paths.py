@@ -472,6 +472,50 @@ def test_an_attempts_pod_deleted_before_its_status_landed_is_not_made_twice() ->
     assert (h.status["phase"], h.status["reason"]) == ("Failed", "PodDeleted")
 
 
+# -- writes per job (make bench's figure, by construction) ----------------------------------
+
+
+def _running(services: list[Json] | None = None) -> Json:
+    return {
+        "phase": "Running",
+        "startTime": _at(-3),
+        "containerStatuses": [
+            {"name": "build", "image": "alpine:3.20", "state": {"running": {"startedAt": _at(-2)}}}
+        ],
+        "initContainerStatuses": services or [],
+    }
+
+
+def test_a_job_costs_the_same_writes_with_services_that_never_fail() -> None:
+    # a port of its own: no registry is asked (one that cannot be read is a Normal Event)
+    db = {"name": "svc:1", "alias": "db", "variables": {"HEALTHCHECK_TCP_PORT": "5432"}}
+    for services in (None, [db]):
+        h = Harness()
+        h.apply(**({"services": services} if services else {}))
+        sidecar = [{"name": "db", "restartCount": 0, "started": True, "state": {"running": {}}}]
+        for _ in range(3):  # the same observation again and again: no write
+            h.pod_is("j-1", **_running(sidecar if services else None))
+        h.pod_is("j-1", **_terminated(0))
+        assert len(h.kube.writes("status")) == 3, h.kube.calls  # Pending, Running, end
+        assert h.kube.writes("create pod") == [("create pod", "j-1")]
+        assert not any(reason.startswith("Service") for _, reason in h.events), h.events
+
+
+def test_a_service_restart_is_one_write_and_one_event() -> None:
+    h = Harness()
+    h.apply(services=[{"name": "svc:1", "alias": "db", "variables": {"HEALTHCHECK_TCP_PORT": "1"}}])
+    ok = {"name": "db", "restartCount": 0, "started": True, "state": {"running": {}}}
+    oom = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": _at(-1)}}
+    restarted = {**ok, "restartCount": 1, "lastState": oom}
+    h.pod_is("j-1", **_running([ok]))
+    before = len(h.kube.writes("status"))
+    h.pod_is("j-1", **_running([restarted]))
+    h.pod_is("j-1", **_running([restarted]))
+    assert len(h.kube.writes("status")) == before + 1
+    assert h.status["services"][0]["lastTerminationReason"] == "OOMKilled"
+    assert [r for _, r in h.events].count("ServiceFailed") == 1
+
+
 # -- one pod per attempt: the tracking finalizer -------------------------------------------
 
 

@@ -16,6 +16,7 @@ RETRYABLE_REASONS = [
     "PodEvicted",
     "PodDeleted",
     "OOMKilled",
+    "ServiceNotReady",
     "SourceFetchFailed",
 ]
 NOT_RETRYABLE = [
@@ -104,3 +105,34 @@ def test_when_omitted_means_every_retryable_reason() -> None:
     assert spec.when is None
     for reason in RETRYABLE_REASONS:
         assert should_retry(reason, 1, spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "code", "retried"),
+    [
+        # GitLab's documented example: exit_codes and no when retry only those codes
+        ({"max": 2, "exitCodes": [137]}, "ScriptFailure", 1, False),
+        ({"max": 1, "exitCodes": [255, 137]}, "ScriptFailure", 137, True),
+        ({"max": 1, "exitCodes": [137]}, "OOMKilled", 137, True),
+        # a failure without an exit code is not one of the codes
+        ({"max": 1, "exitCodes": [137]}, "ImagePullFailed", None, False),
+        ({"max": 1, "exitCodes": [1]}, "ServiceNotReady", None, False),
+        # with when as well, both must hold
+        ({"max": 1, "when": ["ScriptFailure"], "exitCodes": [3]}, "ScriptFailure", 3, True),
+        ({"max": 1, "when": ["Timeout"], "exitCodes": [3]}, "ScriptFailure", 3, False),
+        ({"max": 1, "when": ["ScriptFailure"], "exitCodes": [3]}, "ScriptFailure", 4, False),
+        # no exitCodes: the code does not matter
+        ({"max": 1}, "ScriptFailure", 42, True),
+        ({"max": 1}, "ServiceNotReady", None, True),
+    ],
+)
+def test_exit_codes_as_gitlab(
+    spec: dict[str, Any], reason: str, code: int | None, retried: bool
+) -> None:
+    assert should_retry(reason, 1, retry(**spec), code) is retried
+    assert not should_retry(reason, spec["max"] + 1, retry(**spec), code)
+
+
+def test_exit_codes_are_bytes() -> None:
+    with pytest.raises(ValueError):
+        retry(max=1, exitCodes=[256])

@@ -71,6 +71,7 @@ in one namespace never share it. */}}
   "imagePullGraceSeconds" .Values.imagePullGraceSeconds
   "pendingTimeoutSeconds" (int .Values.pendingTimeoutSeconds)
   "afterScriptTimeoutSeconds" .Values.afterScriptTimeoutSeconds
+  "servicesWaitTimeoutSeconds" (int .Values.servicesWaitTimeoutSeconds)
   "credentialHelperTimeoutSeconds" .Values.credentialHelperTimeoutSeconds
   "events" .Values.events
   "workers" (int .Values.workers)

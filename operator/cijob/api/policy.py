@@ -37,12 +37,19 @@ def _shape_ok(x: str, keys: str) -> str:
 
 def _ref_ok(x: str) -> str:
     n = _name_of(x)
-    return f"({n}.size() <= {MAX_IMAGE_LENGTH} && {n}.matches(r'{IMAGE_REFERENCE}'))"
+    # a name referring to variables is checked by the operator once it has expanded them
+    return (
+        f"({n}.size() <= {MAX_IMAGE_LENGTH} && "
+        f"({n}.contains('$') || {n}.matches(r'{IMAGE_REFERENCE}')))"
+    )
 
 
 def _digest_ok(x: str) -> str:
     n = _name_of(x)
-    return f"(!{n}.contains('@') || {n}.substring({n}.indexOf('@') + 1).matches(r'{DIGEST}'))"
+    return (
+        f"({n}.contains('$') || !{n}.contains('@') || "
+        f"{n}.substring({n}.indexOf('@') + 1).matches(r'{DIGEST}'))"
+    )
 
 
 def _strings(x: str) -> str:

@@ -34,12 +34,16 @@ Extra = dict[str, Any]
 
 
 def _string_rules(var: str) -> list[dict[str, str]]:
-    """Rules for an image reference held in the CEL expression `var`."""
+    """Rules for an image reference held in the CEL expression `var`. A name that refers to
+    variables (`ruby:$RUBY_VERSION`) is checked by the operator once it has expanded them."""
     return [
-        {"rule": f"{var}.matches(r'{IMAGE_REFERENCE}')", "message": IMAGE_MESSAGE},
         {
-            "rule": f"!{var}.contains('@') || {var}.substring({var}.indexOf('@') + 1)"
-            f".matches(r'{DIGEST}')",
+            "rule": f"{var}.contains('$') || {var}.matches(r'{IMAGE_REFERENCE}')",
+            "message": IMAGE_MESSAGE,
+        },
+        {
+            "rule": f"{var}.contains('$') || !{var}.contains('@') || "
+            f"{var}.substring({var}.indexOf('@') + 1).matches(r'{DIGEST}')",
             "message": DIGEST_MESSAGE,
         },
     ]

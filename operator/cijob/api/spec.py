@@ -18,6 +18,7 @@ RetryReason = Literal[
     "PodEvicted",
     "PodDeleted",
     "OOMKilled",
+    "ServiceNotReady",
     "SourceFetchFailed",
 ]
 
@@ -75,7 +76,9 @@ class ServiceSpec(Model):
         default=None, description="Overrides the service image's CMD (the container args)."
     )
     variables: dict[str, str] | None = Field(
-        default=None, description="Variables added to the job's for this service only."
+        default=None,
+        description="Variables added to the job's for this service only. HEALTHCHECK_TCP_PORT "
+        "names the port the build waits for (else the lowest one its image exposes).",
     )
     pullPolicy: PullPolicy | None = Field(default=None, description="As for `image.pullPolicy`.")
 
@@ -136,6 +139,12 @@ class RetrySpec(Model):
     when: list[RetryReason] | None = Field(
         default=None,
         description="Reasons that make a retry; all retryable reasons when omitted.",
+    )
+    exitCodes: list[Annotated[int, Field(ge=0, le=255)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="GitLab's `retry:exit_codes`: retry only when the script exited with one "
+        "of these codes (and, with `when`, only for those reasons too).",
     )
 
 

@@ -19,6 +19,19 @@ class ImageStatus(Model):
     imageID: str | None = Field(default=None, description="The image digest the node ran.")
 
 
+class ServiceStatus(Model):
+    """A service of the current attempt that exited or was restarted while the job ran."""
+
+    container: str = Field(description="The service's container (its first alias, or svc-N).")
+    image: str = Field(description="The service image as the job named it.")
+    restartCount: int = Field(description="How often the kubelet restarted it.")
+    lastTerminationReason: str | None = Field(
+        default=None, description="Why it last ended: OOMKilled, Error, Completed, ..."
+    )
+    lastExitCode: int | None = Field(default=None, description="Its last exit code.")
+    lastFinishedAt: str | None = Field(default=None, description="When it last ended.")
+
+
 class Condition(Model):
     """A Kubernetes-style condition (`Ready`, `Succeeded`)."""
 
@@ -73,7 +86,8 @@ class CiJobStatus(Model):
     reason: str | None = Field(
         default=None,
         description="Machine-readable reason: ScriptFailure, ImagePullFailed, Timeout, "
-        "PodEvicted, PodDeleted, OOMKilled, NoShell, SourceFetchFailed, InvalidSpec, "
+        "PodEvicted, PodDeleted, OOMKilled, ServiceNotReady, NoShell, SourceFetchFailed, "
+        "InvalidSpec, "
         "InvalidAuthConfig, CredentialHelperFailed, PolicyViolation, Canceled.",
     )
     message: str | None = Field(default=None, description="Human-readable detail.")
@@ -96,6 +110,11 @@ class CiJobStatus(Model):
     )
     images: list[ImageStatus] | None = Field(
         default=None, description="Images the current attempt's containers ran, with digests."
+    )
+    services: list[ServiceStatus] | None = Field(
+        default=None,
+        description="Services of the current attempt that exited, were restarted or were "
+        "OOM-killed; the job goes on without them, as GitLab's does.",
     )
     commit: str | None = Field(
         default=None,

@@ -19,11 +19,10 @@ from cijob.render.pod import DOCKER_AUTH_CONFIG, images_of
 log = logging.getLogger(__name__)
 
 
-async def ensure_pull_secret(
+async def pull_credentials(
     kube: Kube, job: Job, config: OperatorConfig, operator_env: Mapping[str, str]
-) -> str | None:
-    """Writes the job's registry credentials as a Secret; its name, or None if none apply.
-    Raises kube.NameTaken when a Secret of its name is not the job's."""
+) -> dict[str, authconfig.Credential]:
+    """The job's registry credentials, by registry of its images (none: an empty map)."""
     env = await job_env(kube, job)
     scope = config.credentialScope
     labels: dict[str, str] | None = None
@@ -48,7 +47,7 @@ async def ensure_pull_secret(
         operator_env, home = {}, None
     found = own or sources.find_docker_auth_config(env, operator_env, home)
     if found is None:
-        return None
+        return {}
     parsed = authconfig.parse_auth_config(found.text, source_name=found.description)
     registries = matching.registries_of(img for _, img in images_of(job, config))
     timeout = config.credentialHelperTimeoutSeconds
@@ -64,7 +63,21 @@ async def ensure_pull_secret(
             )
         return helper.run_credential_helper(name, registry, timeout=timeout)
 
-    creds = await asyncio.to_thread(matching.select_credentials, parsed, registries, run)
+    return await asyncio.to_thread(matching.select_credentials, parsed, registries, run)
+
+
+async def ensure_pull_secret(
+    kube: Kube,
+    job: Job,
+    config: OperatorConfig,
+    operator_env: Mapping[str, str],
+    creds: Mapping[str, authconfig.Credential] | None = None,
+) -> str | None:
+    """Writes the job's registry credentials (`creds`, else found now) as a Secret; its
+    name, or None if none apply. Raises kube.NameTaken when a Secret of its name is not the
+    job's."""
+    if creds is None:
+        creds = await pull_credentials(kube, job, config, operator_env)
     if not creds:
         return None
     name = secret.pull_secret_name(job.name)

@@ -92,18 +92,11 @@ def _var_pos(holder: Map, name: str) -> Pos | None:
 
 
 def _variables(ctx: fields.Ctx, config: Map, job: Map) -> dict[str, str]:
-    globals_, g_expanding = fields.variables(ctx, config.get("variables"), config.at("variables"))
+    # Values keep their `$VAR` references: the CiJob expands them as GitLab does.
+    globals_, _ = fields.variables(ctx, config.get("variables"), config.at("variables"))
     inherited = {k: v for k, v in globals_.items() if _inherits(job, "variables", k)}
-    own, o_expanding = fields.variables(ctx, job.get("variables"), job.at("variables"))
+    own, _ = fields.variables(ctx, job.get("variables"), job.at("variables"))
     merged = {**inherited, **own}
-    expanding = [n for n in dict.fromkeys([*g_expanding, *o_expanding]) if n in merged]
-    if expanding:
-        first = expanding[0]
-        ctx.warn(
-            _var_pos(job, first) if first in own else _var_pos(config, first),
-            f"variables {', '.join(expanding)} refer to other variables: GitLab expands them, "
-            "the CiJob passes them as written (the script's shell sees the text)",
-        )
     return merged
 
 

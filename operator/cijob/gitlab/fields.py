@@ -59,19 +59,20 @@ def variable_value(ctx: Ctx, name: str, value: Any, pos: Pos | None) -> tuple[st
 
 
 def variables(ctx: Ctx, value: Any, pos: Pos | None) -> tuple[dict[str, str], list[str]]:
-    """(name -> value, names whose values refer to other variables and would be expanded)."""
+    """(name -> value as the CiJob holds it, names marked `expand: false`). The CiJob expands
+    `$VAR` as GitLab does (docs/variables.md), so a raw value's `$` is written `$$`."""
     if value is None:
         return {}, []
     if not isinstance(value, Map):
         raise ctx.error(pos, "variables must be a mapping of names to values")
     out: dict[str, str] = {}
-    expanding = []
+    raw_names = []
     for name, raw in value.items():
         text, expand = variable_value(ctx, name, raw, value.at(name))
-        out[name] = text
-        if expand and _VAR_REF.search(text):
-            expanding.append(name)
-    return out, expanding
+        out[name] = text if expand else text.replace("$", "$$")
+        if not expand:
+            raw_names.append(name)
+    return out, raw_names
 
 
 def expand(text: str, env: Mapping[str, str], depth: int = 0) -> str:
@@ -251,6 +252,8 @@ def retry(ctx: Ctx, value: Any, pos: Pos | None) -> dict[str, Any] | None:
             isinstance(c, int) and not isinstance(c, bool) for c in codes_list
         ):
             raise ctx.error(value.at("exit_codes"), "retry: exit_codes must be numbers")
+        if not all(0 <= c <= 255 for c in codes_list):
+            raise ctx.error(value.at("exit_codes"), "retry: exit_codes must be 0..255")
         if gl_retry.has_exit_codes():
             out["exitCodes"] = list(codes_list)
         else:

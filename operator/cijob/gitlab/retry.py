@@ -11,7 +11,7 @@ WHEN_TO_REASONS: dict[str, tuple[str, ...]] = {
     "stuck_or_timeout_failure": ("Timeout",),
     "job_execution_timeout": ("Timeout",),
     "server_timeout_running": ("Timeout",),
-    "runner_system_failure": ("PodEvicted", "PodDeleted", "ImagePullFailed"),
+    "runner_system_failure": ("PodEvicted", "PodDeleted", "ImagePullFailed", "ServiceNotReady"),
     "unknown_failure": ("PodDeleted",),
 }
 # Failure types of GitLab's own machinery that nothing here produces: warned about, not mapped.

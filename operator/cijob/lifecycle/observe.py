@@ -45,6 +45,8 @@ class Observation:
     recheck_after: float | None = None
     # The end of the build container's output, when it failed (the kubelet's fallback message).
     log_tail: str | None = None
+    # status.services: the service sidecars that failed (cijob.services.watch).
+    services: list[dict[str, Any]] | None = None
     # The commit the clone container checked out (spec.source), once the script runs on it.
     commit: str | None = None
 

@@ -11,8 +11,15 @@ from cijob.api.spec import RetryReason, RetrySpec
 RETRYABLE = frozenset(get_args(RetryReason))
 
 
-def should_retry(reason: str | None, attempt: int, retry: RetrySpec | None) -> bool:
-    """True when attempt `attempt` (from 1), which failed with `reason`, gets a successor."""
+def should_retry(
+    reason: str | None, attempt: int, retry: RetrySpec | None, exit_code: int | None = None
+) -> bool:
+    """True when attempt `attempt` (from 1), which failed with `reason` and the script's
+    `exit_code`, gets a successor. As GitLab's retry: the reason must be one of `when` (any
+    when omitted) and, with `exitCodes`, the exit code one of those: a failure without one
+    (an image pull) is then not retried."""
     if retry is None or reason not in RETRYABLE or attempt > retry.max:
         return False
-    return retry.when is None or reason in retry.when
+    if retry.when is not None and reason not in retry.when:
+        return False
+    return retry.exitCodes is None or exit_code in retry.exitCodes

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from cijob.lifecycle.observe import Observation
+from cijob.services.watch import carried
 
 Status = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed", "Canceled")
@@ -24,6 +25,7 @@ _COMPARED = (
     "attempt",
     "podName",
     "images",
+    "services",
     "commit",
     "attempts",
     "logs",
@@ -74,6 +76,7 @@ def build(
     attempt_start_time: str | None = None,
     waiting: bool = False,
     log_tail: str | None = None,
+    services: list[dict[str, Any]] | None = None,
     commit: str | None = None,
 ) -> Status:
     """A whole new status; `None` values are written as null so merge patches clear them.
@@ -96,6 +99,8 @@ def build(
         if completion_time or phase not in TERMINAL
         else timestamp(now),
         "attempts": attempts if attempts is not None else old.get("attempts"),
+        # the current attempt's failing services; a new attempt's first observation resets it
+        "services": services if services is not None else old.get("services"),
         "attemptStartTime": attempt_start_time,
         "observedGeneration": generation,
     }
@@ -143,7 +148,7 @@ def from_observation(
 ) -> Status:
     """The status an attempt's observation gives, keeping the attempt bookkeeping."""
     phase = obs.phase
-    return build(
+    status = build(
         old,
         phase=phase,
         generation=generation,
@@ -163,6 +168,9 @@ def from_observation(
         and obs.start_time is None
         and (obs.reason is not None or waiting_since(old) is not None),
     )
+    # the attempt's pod says it all (none included), but for a termination it has forgotten
+    status["services"] = carried(old.get("services"), obs.services)
+    return status
 
 
 def current_attempt_ended(status: Mapping[str, Any]) -> bool:
@@ -191,7 +199,7 @@ def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether `new` says anything `old` does not: one write per real transition. A pod that
     got its start time while still Pending is no transition of the job's: the time rides on
     the Running write (a loaded API server shows that state apart, which cost a write)."""
-    keys = _COMPARED
+    keys: tuple[str, ...] = _COMPARED
     if old.get("phase") == new.get("phase") == "Pending":
         keys = tuple(k for k in _COMPARED if k != "attemptStartTime")
     return any(old.get(k) != new.get(k) for k in keys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from cijob.api.spec import ImageSpec, PullPolicy, ServiceSpec
@@ -12,8 +13,9 @@ from cijob.durations import parse_duration
 from cijob.errors import InvalidSpec, PolicyViolation
 from cijob.images import InvalidImageReference, derived_hostnames, is_dns1123_label, parse_image
 from cijob.job import Job
-from cijob.render import names, script
+from cijob.render import expand, names, predefined, script
 from cijob.render.template import apply_pod_template
+from cijob.services import probes
 from cijob.source import render as checkout
 
 BUILDS_DIR = "/builds"
@@ -110,6 +112,7 @@ def _literal(value: str) -> str:
 
 
 def _env(values: Mapping[str, str]) -> list[dict[str, str]]:
+    """Env entries of values already in the kubelet's form (see expand.Expander.env_value)."""
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
@@ -144,15 +147,18 @@ def _env_from(job: Job) -> list[dict[str, Any]]:
 
 def _service_containers(
     services: list[tuple[str, ServiceSpec]],
-    job_env: dict[str, str],
+    known: Mapping[str, str],
     env_refs: list[dict[str, Any]],
     env_from: list[dict[str, Any]],
     config: OperatorConfig,
+    service_ports: Mapping[str, Sequence[int]],
 ) -> list[Manifest]:
     containers = []
     used = {BUILD_CONTAINER, checkout.CLONE_CONTAINER}
     for i, (field, svc) in enumerate(services):
         _check_image(f"{field}.name", svc.name, config)
+        own = _without_credentials(svc.variables)
+        expander = predefined.expander({**known, **own}, env_refs, env_from)
         name = next((a for a in aliases_of(svc) if is_dns1123_label(a) and a not in used), None)
         if name is None:
             # an earlier alias may itself be `svc-N`: count on until the fallback is free
@@ -167,8 +173,21 @@ def _service_containers(
             # restartPolicy Always makes it a native sidecar: started before the build,
             # stopped by the kubelet once the build container has exited.
             "restartPolicy": "Always",
-            "env": [*env_refs, *_env({**job_env, **_without_credentials(svc.variables)})],
+            "env": [
+                *env_refs,
+                *predefined.runtime_env(),
+                *_env({k: expander.env_value(v) for k, v in {**known, **own}.items()}),
+            ],
         }
+        check = probes.healthcheck_port(
+            f"{field}.variables.{probes.HEALTHCHECK_TCP_PORT}",
+            expander.plain(v)
+            if (v := {**known, **own}.get(probes.HEALTHCHECK_TCP_PORT)) is not None
+            else None,
+        )
+        port = probes.probe_port(check, service_ports.get(svc.name))
+        if port is not None:
+            c["startupProbe"] = probes.startup_probe(port, config.servicesWaitTimeoutSeconds)
         if env_from:
             c["envFrom"] = env_from
         if svc.entrypoint is not None:
@@ -192,16 +211,20 @@ def _host_aliases(services: list[tuple[str, ServiceSpec]]) -> list[Manifest]:
 
 
 def get_pod(
-    job: Job, attempt: int, config: OperatorConfig, pull_secret: str | None = None
+    job: Job,
+    attempt: int,
+    config: OperatorConfig,
+    pull_secret: str | None = None,
+    service_ports: Mapping[str, Sequence[int]] | None = None,
+    started_at: datetime | None = None,
 ) -> Manifest:
     """The Pod of `job`'s attempt `attempt` (from 1), exactly as the README's "The pod" says.
 
+    `service_ports`: the TCP ports each service image exposes (by image name, as expanded),
+    read from its registry beforehand; `started_at`: when the attempt starts (CI_JOB_STARTED_AT).
     Raises InvalidSpec or PolicyViolation for what the API server could not check.
     """
     spec = job.spec
-    image = _image_of(job, config)
-    _check_image("spec.image", image.name, config)
-    services = _services_of(job, config)
     timeout_text = spec.timeout or config.defaults.timeout
     try:
         timeout = parse_duration(timeout_text)
@@ -212,17 +235,31 @@ def get_pod(
         raise InvalidSpec(f"spec.timeout: {timeout_text!r} is shorter than one second")
 
     workdir = project_dir(job)
-    ci_env = {
-        "CI": "true",
-        "CI_BUILDS_DIR": BUILDS_DIR,
-        "CI_PROJECT_DIR": workdir,
-        "CI_JOB_NAME": job.name,
-        "CI_JOB_IMAGE": image.name,
-        **checkout.variables(job),
-    }
-    job_env = {**_without_credentials(job.spec.variables), **ci_env}
     env_from = _env_from(job)
     env_refs = _env_refs(job)
+    job_vars = _without_credentials(job.spec.variables)
+    ci_env = predefined.variables(
+        builds_dir=BUILDS_DIR,
+        project_dir=workdir,
+        job_name=job.name,
+        timeout_seconds=timeout,
+        started_at=started_at,
+    )
+    ci_env.update(checkout.variables(job))
+    # Image names may refer to the job's variables; CI_JOB_IMAGE is the name once expanded.
+    named = predefined.expander({**job_vars, **ci_env}, env_refs, env_from)
+    image = _image_of(job, config)
+    image = image.model_copy(update={"name": expand.image_name("spec.image", image.name, named)})
+    _check_image("spec.image", image.name, config)
+    services = [
+        (f, svc.model_copy(update={"name": expand.image_name(f"{f}.name", svc.name, named)}))
+        for f, svc in _services_of(job, config)
+    ]
+    ci_env[predefined.JOB_IMAGE] = image.name
+    # The predefined variables win over the job's own of the same name, as before.
+    known = {**job_vars, **ci_env}
+    expander = predefined.expander(known, env_refs, env_from)
+    job_env = {k: expander.env_value(v) for k, v in known.items()}
     build_env = {
         **checkout.build_env(job),
         **job_env,
@@ -235,7 +272,7 @@ def get_pod(
         "name": BUILD_CONTAINER,
         "image": image.name,
         "workingDir": workdir,
-        "env": [*env_refs, *_env(build_env)],
+        "env": [*env_refs, *predefined.runtime_env(), *_env(build_env)],
         "volumeMounts": [{"name": "builds", "mountPath": BUILDS_DIR}],
         # A failed script's last lines become the container's termination message, which
         # the operator copies to status.logTail: the reason is on the resource.
@@ -267,7 +304,7 @@ def get_pod(
         pod_spec["terminationGracePeriodSeconds"] = (
             config.afterScriptTimeoutSeconds + AFTER_SCRIPT_GRACE_MARGIN_SECONDS
         )
-    sidecars = _service_containers(services, job_env, env_refs, env_from, config)
+    sidecars = _service_containers(services, known, env_refs, env_from, config, service_ports or {})
     clone = checkout.clone_container(job, config, workdir)
     if clone is not None or sidecars:
         # the checkout comes first: an init container the services start after

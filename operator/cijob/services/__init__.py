@@ -1,0 +1,1 @@
+"""A job's services: their startup probes, image ports, readiness and failures."""
