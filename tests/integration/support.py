@@ -19,6 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from cijob.api import policy
+from cijob.render.names import TRACKING_FINALIZER
 from testground.waits import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,3 +249,26 @@ def fresh_namespace(
         except ApiException as e:
             if e.status != 404:
                 raise
+        release_tracked_pods(core, name)
+
+
+def release_tracked_pods(core: client.CoreV1Api, namespace: str) -> None:
+    """Takes the operator's tracking finalizer off the job pods left in `namespace`, as an
+    admin does once no operator runs (docs/lifecycle.md): a test's operator is stopped before
+    its namespace goes, and the namespace would stay Terminating for every later test."""
+    try:
+        pods = core.list_namespaced_pod(namespace, label_selector="cijob.dev/job").items
+    except ApiException as e:
+        if e.status == 404:
+            return
+        raise
+    # the documented command's strategic-merge directive: only our entry goes, race-free
+    patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}}
+    for pod in pods:
+        meta = pod.metadata
+        if meta is not None and meta.name and TRACKING_FINALIZER in (meta.finalizers or []):
+            try:
+                core.patch_namespaced_pod(meta.name, namespace, patch)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
