@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,22 @@ def finished(cijobs: CiJobs, namespace: str, name: str, timeout: float = TIMEOUT
 def build_log(cijobs: CiJobs, namespace: str, pod: str) -> str:
     text: str = cijobs.core.read_namespaced_pod_log(pod, namespace, container="build")
     return text
+
+
+def kept_log(
+    cijobs: CiJobs, namespace: str, job: str, ended: Callable[[dict[str, Any]], bool]
+) -> str:
+    """The build log of `job`'s first pod, once the kubelet has ended it (`ended`, on the
+    pod's status) and kept it: a stopped attempt's log outlives it (docs/lifecycle.md)."""
+    pod = f"{job}-1"
+    cijobs.wait(
+        namespace,
+        job,
+        lambda _: ended((cijobs.pod(namespace, pod) or {}).get("status") or {}),
+        timeout=90,
+        what="the pod ended by the kubelet",
+    )
+    return build_log(cijobs, namespace, pod)
 
 
 def explain(cijobs: CiJobs, namespace: str, name: str) -> str:
@@ -239,17 +255,7 @@ def test_cancel_stops_a_really_running_script(
     assert time.monotonic() - began < 45
     # Stopped, not deleted (docs/lifecycle.md): the kubelet ends the pod past its lowered
     # deadline and keeps it, so its log is still there to read.
-    cijobs.wait(
-        namespace,
-        "long",
-        lambda _: (
-            ((cijobs.pod(namespace, "long-1") or {}).get("status") or {}).get("reason")
-            == "DeadlineExceeded"
-        ),
-        timeout=90,
-        what="the pod ended by the kubelet",
-    )
-    log = build_log(cijobs, namespace, "long-1")
+    log = kept_log(cijobs, namespace, "long", lambda st: st.get("reason") == "DeadlineExceeded")
     assert "started" in log
     # GitLab's after_script on cancel: the launcher stopped the script, then ran it
     assert "after_script saw CI_JOB_STATUS=canceled" in log, log
@@ -290,16 +296,7 @@ def test_timed_out_jobs_log_stays_readable_and_after_script_ran(
     status = finished(cijobs, namespace, "slow")
     assert (status["phase"], status.get("reason")) == ("Failed", "Timeout"), status
     # Stopped, not deleted: the pod is kept, and so is its log.
-    cijobs.wait(
-        namespace,
-        "slow",
-        lambda _: (
-            ((cijobs.pod(namespace, "slow-1") or {}).get("status") or {}).get("phase") == "Failed"
-        ),
-        timeout=90,
-        what="the pod ended by the kubelet",
-    )
-    log = build_log(cijobs, namespace, "slow-1")
+    log = kept_log(cijobs, namespace, "slow", lambda st: st.get("phase") == "Failed")
     assert "started" in log
     # docs/lifecycle.md: a timed-out job's after_script runs too (and sees `canceled`)
     assert "after_script saw CI_JOB_STATUS=" in log, log
